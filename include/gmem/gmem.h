@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libgmem: guest-first memory for KVM virtual machines.
+ *
+ * A store is an fd-backed range of guest memory (a KVM guest_memfd or a
+ * shmem memfd). Every 4 KiB page of it is either shared with the host or
+ * private to the guest. Private pages are out of the host's reach: the host
+ * view (the store's mapping in this process) has them PROT_NONE, and the
+ * access calls (gm_read, gm_write, gm_pin) refuse them with -EFAULT.
+ *
+ * Conventions:
+ *  - Every call returns 0 (or a documented count) or a negative errno.
+ *    gm_last_error() gives a message naming what was wrong.
+ *  - Offsets and lengths are bytes and must be multiples of GM_PAGE_SIZE
+ *    unless said otherwise; off + len must not overflow or pass the end.
+ *  - No global state; every call is thread-safe. Listener and revoke
+ *    callbacks run inside the library and must not call back into the same
+ *    store (such calls fail with -EDEADLK), except gm_unpin from a revoke
+ *    callback, which is allowed.
+ *  - Option structs start with a size field (sz), so they can grow.
+ */
+#ifndef GMEM_GMEM_H
+#define GMEM_GMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GM_PAGE_SIZE 4096ULL
+#define GM_PAGE_SHIFT 12
+
+struct gm_store;
+struct gm_pin;
+struct gm_listener;
+
+/* The page states. Any other value passed to the API is -EINVAL. */
+enum gm_attr {
+	GM_ATTR_SHARED = 0,
+	GM_ATTR_PRIVATE = 1,
+};
+
+enum gm_backing {
+	/* guest_memfd where the kernel offers it (with MMAP|INIT_SHARED), else memfd */
+	GM_BACKING_AUTO = 0,
+	/* KVM guest_memfd; fails with -EOPNOTSUPP where the kernel lacks it */
+	GM_BACKING_GUEST_MEMFD,
+	/* shmem memfd */
+	GM_BACKING_MEMFD,
+};
+
+/* gm_store_opts.flags */
+enum {
+	/* Start with every page shared (default: every page private). */
+	GM_STORE_INIT_SHARED = 1u << 0,
+	/*
+	 * Do not open pages in the host view when they become shared; open
+	 * them on first host access instead (gm_read, gm_write, gm_pin,
+	 * gm_view_open). A conversion of a range the host never touched then
+	 * needs no mprotect at all.
+	 */
+	GM_STORE_VIEW_LAZY = 1u << 1,
+};
+
+/* The fallible steps of a conversion, for fault injection in tests. */
+enum gm_fault_site {
+	GM_FAULT_ALLOC = 1,   /* allocation of tracking memory */
+	GM_FAULT_VIEW_CLOSE,  /* mprotect(PROT_NONE) of the host view */
+	GM_FAULT_VIEW_OPEN,   /* mprotect(READ|WRITE) of the host view */
+	GM_FAULT_PUNCH,       /* fallocate(PUNCH_HOLE) of a destructive conversion */
+	GM_FAULT_ZERO_WINDOW, /* mapping of the zeroing window, destructive */
+	GM_FAULT_NR,
+};
+
+struct gm_store_opts {
+	size_t sz; /* sizeof(struct gm_store_opts) */
+	uint64_t size; /* bytes, > 0, multiple of GM_PAGE_SIZE */
+	enum gm_backing backing;
+	/*
+	 * KVM VM fd on which to create the guest_memfd. <= 0: the store opens
+	 * /dev/kvm and creates a VM of its own to hold the guest_memfd.
+	 */
+	int vm_fd;
+	unsigned int flags; /* GM_STORE_* */
+	/*
+	 * Most extents (maximal runs of equal accessibility) the host view may
+	 * be split into; each costs the process about one mapping (VMA) of
+	 * vm.max_map_count. 0: GM_VIEW_BUDGET_DEFAULT. Shared pages that cannot
+	 * be opened within the budget stay reachable through gm_read, gm_write
+	 * and gm_pin.
+	 */
+	uint32_t view_budget;
+	/*
+	 * Testing: called before each fallible step of a conversion; a
+	 * negative return makes that step fail with that errno.
+	 */
+	int (*fault_inject)(void *opaque, enum gm_fault_site site);
+	void *fault_opaque;
+};
+
+#define GM_VIEW_BUDGET_DEFAULT 16384u
+
+/*
+ * Create a store. Returns 0 and *out, or -EINVAL (bad size or options),
+ * -EOPNOTSUPP (backing not available), -ENOMEM, or the errno of a failing
+ * syscall. The store's memory is sparse: nothing is allocated until used, so
+ * a 1 TiB store costs nothing up front.
+ */
+int gm_store_create(const struct gm_store_opts *opts, struct gm_store **out);
+
+/* Destroy a store. All pins must have been released; listeners are dropped. */
+void gm_store_destroy(struct gm_store *store);
+
+uint64_t gm_store_size(const struct gm_store *store);
+
+/* The backing fd (guest_memfd or memfd), owned by the store. */
+int gm_store_fd(const struct gm_store *store);
+
+/* The backing actually chosen (never GM_BACKING_AUTO). */
+enum gm_backing gm_store_backing(const struct gm_store *store);
+
+const char *gm_backing_name(enum gm_backing backing);
+
+/* ---- attributes ---- */
+
+/* The state of the page holding byte off (any offset < size). */
+int gm_attr_get(struct gm_store *store, uint64_t off, enum gm_attr *attr);
+
+/*
+ * 1 if every page of [off, off + len) has state attr, 0 if not, -errno on
+ * bad arguments. The range need not be page-aligned; len > 0.
+ */
+int gm_range_is(struct gm_store *store, uint64_t off, uint64_t len,
+		enum gm_attr attr);
+
+struct gm_extent {
+	uint64_t off;
+	uint64_t len;
+	enum gm_attr attr;
+};
+
+/*
+ * The maximal run of equal state that holds byte off. Iterate with
+ * off = ext.off + ext.len until off == gm_store_size(). -ERANGE past the end.
+ */
+int gm_extent_at(struct gm_store *store, uint64_t off, struct gm_extent *ext);
+
+/* Number of extents (maximal runs of equal state) in the store. */
+uint64_t gm_extent_count(struct gm_store *store);
+
+/* ---- conversion ---- */
+
+/* gm_convert flags */
+enum {
+	/* Discard the contents of the pages that change state (punch hole). */
+	GM_CONVERT_DESTRUCTIVE = 1u << 0,
+	/* Ask revocable pin holders to unpin, waiting up to a bounded time. */
+	GM_CONVERT_REVOKE = 1u << 1,
+};
+
+/*
+ * Convert [off, off + len) to state `to`, all or nothing.
+ *
+ * In place (default) the contents are kept; with GM_CONVERT_DESTRUCTIVE the
+ * pages that change state read back as zeroes and no old byte stays
+ * readable. Pages already in state `to` are left alone (a conversion of a
+ * range already in that state succeeds and changes nothing). Listeners hear
+ * once per maximal sub-range that changes.
+ *
+ * Errors leave the store exactly as it was: -EINVAL/-ERANGE (arguments),
+ * -EBUSY (a page to make private is pinned), a listener's veto, -ENOMEM, or
+ * a failing syscall's errno. -EDEADLK from inside a callback.
+ */
+int gm_convert(struct gm_store *store, uint64_t off, uint64_t len,
+	       enum gm_attr to, unsigned int flags);
+
+struct gm_convert_opts {
+	size_t sz; /* sizeof(struct gm_convert_opts) */
+	/* GM_CONVERT_REVOKE: how long to wait for pins to go; 0: 100 ms */
+	uint64_t revoke_timeout_ns;
+	/* out: on failure, the first offset that caused it (else off) */
+	uint64_t error_offset;
+	/* out: pages whose state changed */
+	uint64_t pages_changed;
+};
+
+/* gm_convert with options and results; opts may be NULL. */
+int gm_convert_ex(struct gm_store *store, uint64_t off, uint64_t len,
+		  enum gm_attr to, unsigned int flags,
+		  struct gm_convert_opts *opts);
+
+/* ---- listeners ---- */
+
+struct gm_range_change {
+	uint64_t off;
+	uint64_t len;
+	enum gm_attr from;
+	enum gm_attr to;
+	unsigned int flags; /* the conversion's GM_CONVERT_* flags */
+};
+
+struct gm_listener_ops {
+	/* Before the change; a negative errno vetoes the whole conversion. */
+	int (*prepare)(void *opaque, const struct gm_range_change *change);
+	/* After the change took effect. */
+	void (*commit)(void *opaque, const struct gm_range_change *change);
+	/* The conversion failed after this listener's prepare succeeded. */
+	void (*abort)(void *opaque, const struct gm_range_change *change);
+};
+
+/*
+ * Register a listener; listeners are called in registration order. Any
+ * callback may be NULL. ops is copied.
+ */
+int gm_listener_register(struct gm_store *store,
+			 const struct gm_listener_ops *ops, void *opaque,
+			 struct gm_listener **out);
+
+void gm_listener_unregister(struct gm_listener *listener);
+
+/* ---- pins ---- */
+
+/* gm_pin flags */
+enum {
+	/* No other pin may hold any of these pages while this one does. */
+	GM_PIN_EXCLUSIVE = 1u << 0,
+};
+
+/*
+ * Called (from the thread converting with GM_CONVERT_REVOKE) to ask the
+ * holder of a long-term pin to release it; the holder calls gm_unpin, now
+ * or later from any thread.
+ */
+typedef void (*gm_revoke_fn)(struct gm_pin *pin, void *opaque);
+
+/*
+ * Pin [off, off + len) for a device or an I/O. Every page must be shared
+ * (-EFAULT otherwise). While pinned, the pages cannot become private
+ * (gm_convert fails with -EBUSY). -EBUSY if an exclusive pin holds any of the
+ * pages, or if GM_PIN_EXCLUSIVE is asked and any other pin does.
+ */
+int gm_pin(struct gm_store *store, uint64_t off, uint64_t len,
+	   unsigned int flags, struct gm_pin **out);
+
+/* gm_pin for a long-term holder that can give the pages back on request. */
+int gm_pin_revocable(struct gm_store *store, uint64_t off, uint64_t len,
+		     unsigned int flags, gm_revoke_fn revoke, void *opaque,
+		     struct gm_pin **out);
+
+/* Release a pin. pin may be NULL. */
+void gm_unpin(struct gm_pin *pin);
+
+/* Host pointer to the pinned memory, valid until gm_unpin. */
+void *gm_pin_ptr(const struct gm_pin *pin);
+uint64_t gm_pin_offset(const struct gm_pin *pin);
+uint64_t gm_pin_length(const struct gm_pin *pin);
+
+/* ---- safe access ---- */
+
+/*
+ * Copy between the store and buf. Any byte offset and length. If any byte
+ * of the range is private: -EFAULT and nothing is copied. A concurrent
+ * conversion never lets these calls touch a private page.
+ */
+int gm_read(struct gm_store *store, uint64_t off, void *buf, size_t len);
+int gm_write(struct gm_store *store, uint64_t off, const void *buf,
+	     size_t len);
+
+/* ---- host view ---- */
+
+/*
+ * The base of the store's mapping in this process. Private pages are
+ * PROT_NONE there (touching one faults), as are shared pages not opened
+ * yet (GM_STORE_VIEW_LAZY) or beyond the view budget. Hypervisor-visible
+ * ranges are always mapped read/write. With the guest_memfd backing this
+ * mapping can serve as a KVM memslot's userspace_addr.
+ */
+void *gm_view_base(struct gm_store *store);
+
+/*
+ * Open [off, off + len) in the host view so that gm_view_base() + off can be
+ * used directly. -EFAULT if a page is private, -ENOSPC if the view budget
+ * does not allow it. The pointer is not a pin: a later conversion to
+ * private closes it again.
+ */
+int gm_view_open(struct gm_store *store, uint64_t off, uint64_t len);
+
+/* 1 if every page of the range is accessible through the view, else 0. */
+int gm_view_is_open(struct gm_store *store, uint64_t off, uint64_t len);
+
+/* Number of extents (open and closed runs) the host view is split into. */
+uint64_t gm_view_extent_count(struct gm_store *store);
+
+/*
+ * Mark [off, off + len) hypervisor-visible: mapped read/write in the host
+ * view whatever its state, for memory that KVM must reach through the host
+ * mapping (guest page tables, code that KVM emulates). The access calls
+ * still refuse private pages there.
+ */
+int gm_hv_visible_add(struct gm_store *store, uint64_t off, uint64_t len);
+
+/* 1 if any page of the range is hypervisor-visible, else 0. */
+int gm_hv_visible_overlaps(struct gm_store *store, uint64_t off, uint64_t len);
+
+/* ---- stats ---- */
+
+struct gm_stats {
+	uint64_t to_private_requests;
+	uint64_t to_shared_requests;
+	uint64_t destructive_requests; /* of the above, destructive */
+	uint64_t to_private_pages;     /* pages that changed state */
+	uint64_t to_shared_pages;
+	uint64_t destructive_pages;
+	uint64_t noop_requests;     /* already in the requested state */
+	uint64_t failed_requests;   /* returned an error */
+	uint64_t busy_refusals;     /* of those, -EBUSY (pinned) */
+	uint64_t vetoes;            /* of those, vetoed by a listener */
+	uint64_t convert_ns;        /* time spent in successful conversions */
+	uint64_t view_mprotects;    /* mprotect calls on the host view */
+	uint64_t pins;              /* pins taken */
+	uint64_t pins_active;
+	uint64_t revokes;           /* revoke callbacks called */
+	uint64_t access_fallbacks;  /* gm_read/gm_write not through the view */
+	uint64_t extents;           /* current extents of the attribute map */
+	uint64_t view_extents;      /* current extents of the host view */
+	uint64_t tracking_bytes;    /* heap held for attributes, view, pins */
+	uint64_t private_pages;     /* current */
+	uint64_t shared_pages;      /* current */
+};
+
+int gm_store_stats(struct gm_store *store, struct gm_stats *stats);
+
+/* ---- errors ---- */
+
+/*
+ * The message of the last call that failed in this thread, naming the
+ * argument, range or rule at fault. Valid until the next failing call.
+ */
+const char *gm_last_error(void);
+
+/* strerror-like text for a return value of this API. */
+const char *gm_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GMEM_GMEM_H */

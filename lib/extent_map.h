@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Extent map: a small value (0..EMAP_MAX_VALUE) for every page of
+ * [0, npages), stored by extents (maximal runs of equal value), so that its
+ * memory follows the number of extents, not the number of pages.
+ *
+ * Used for the page attributes (shared/private) and the host view's
+ * open/closed state. Not thread-safe: the store serialises access.
+ */
+#ifndef GMEM_EXTENT_MAP_H
+#define GMEM_EXTENT_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EMAP_MAX_VALUE 1
+
+struct emap;
+
+/* Create a map of npages pages (1 .. 2^40), all of value `initial`. */
+int emap_create(uint64_t npages, uint8_t initial, struct emap **out);
+void emap_destroy(struct emap *m);
+
+uint64_t emap_npages(const struct emap *m);
+
+/* The value of page (page < npages). O(log extents). */
+uint8_t emap_get(const struct emap *m, uint64_t page);
+
+/*
+ * The extent holding page: [*start, *end) all of value *val, and maximal
+ * (page *start - 1 and page *end, where they exist, differ). O(log extents).
+ */
+void emap_extent(const struct emap *m, uint64_t page, uint64_t *start,
+		 uint64_t *end, uint8_t *val);
+
+/*
+ * Make sure the next emap_set() of any range cannot fail: allocate ahead
+ * whatever memory it may need. -ENOMEM leaves the map unchanged.
+ */
+int emap_reserve(struct emap *m);
+
+/*
+ * Set pages [start, end) to val. start < end <= npages. Never fails after a
+ * successful emap_reserve(); O(log extents + extents removed).
+ */
+void emap_set(struct emap *m, uint64_t start, uint64_t end, uint8_t val);
+
+/* emap_reserve() then emap_set(). */
+int emap_set_checked(struct emap *m, uint64_t start, uint64_t end,
+		     uint8_t val);
+
+/* Number of extents (>= 1). O(1). */
+uint64_t emap_nr_extents(const struct emap *m);
+
+/* Heap bytes held by the map (nodes, leaves, reserve). O(1). */
+size_t emap_bytes(const struct emap *m);
+
+#endif /* GMEM_EXTENT_MAP_H */
