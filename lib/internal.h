@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* libgmem internals shared by the files of lib/. */
+#ifndef GMEM_INTERNAL_H
+#define GMEM_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <gmem/gmem.h>
+
+#include "extent_map.h"
+
+/* Values of the host view's extent map. */
+enum { VIEW_CLOSED = 0, VIEW_OPEN = 1 };
+
+struct gm_range {
+	uint64_t start; /* first page */
+	uint64_t end; /* page after the last */
+};
+
+struct gm_pin {
+	struct gm_store *store;
+	struct gm_pin *prev, *next; /* store->pins, under pin_lock */
+	uint64_t first, end; /* pages */
+	unsigned int flags;
+	gm_revoke_fn revoke;
+	void *opaque;
+	void *ptr; /* what gm_pin_ptr returns */
+	void *own_map; /* a mapping of its own, when the view was closed */
+	bool unpinned; /* gm_unpin called: no longer in store->pins */
+	bool revoke_asked;
+	unsigned int refs; /* under pin_lock: the holder + revokers in flight */
+};
+
+struct gm_listener {
+	struct gm_store *store;
+	struct gm_listener *next;
+	struct gm_listener_ops ops;
+	void *opaque;
+};
+
+struct gm_kvm_map {
+	struct gm_kvm_map *next;
+	void *addr;
+	uint64_t len;
+};
+
+struct gm_store {
+	uint64_t size;
+	uint64_t npages;
+	enum gm_backing backing;
+	int fd;
+	int own_vm_fd; /* VM created to hold the guest_memfd, or -1 */
+	int own_kvm_fd; /* /dev/kvm opened for it, or -1 */
+	unsigned int flags;
+	uint32_t view_budget;
+	int (*fault_inject)(void *opaque, enum gm_fault_site site);
+	void *fault_opaque;
+
+	/*
+	 * Lock order: lock, then view_lock, then pin_lock. Conversions hold lock for writing; attribute queries,
+	 * accesses and pins hold it for reading, so they never see a
+	 * conversion half done.
+	 */
+	pthread_rwlock_t lock;
+	struct emap *attrs; /* GM_ATTR_* per page, under lock */
+	pthread_t writer; /* the converting thread, while it holds lock */
+	bool writing;
+
+	pthread_mutex_t view_lock; /* view map changes made under a read lock */
+	uint8_t *view;
+	struct emap *view_map; /* VIEW_OPEN / VIEW_CLOSED per page */
+	struct gm_range *hv; /* hypervisor-visible ranges, sorted */
+	unsigned int nr_hv;
+
+	pthread_mutex_t pin_lock;
+	pthread_cond_t pin_released;
+	struct gm_pin *pins;
+	uint64_t nr_pins;
+
+	struct gm_listener *listeners; /* changed only under lock (write) */
+	struct gm_kvm_map *kvm_maps; /* under lock (write) */
+
+	struct gm_stats stats; /* counters updated with __atomic */
+};
+
+/* error.c: record a message for gm_last_error() and return err (< 0). */
+int gm_error(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Argument checks shared by the entry points. Return 0 or a negative errno
+ * with a message naming `what`.
+ */
+int gm_check_store(const struct gm_store *store, const char *what);
+int gm_check_range(const struct gm_store *store, uint64_t off, uint64_t len,
+		   const char *what);
+int gm_check_bytes(const struct gm_store *store, uint64_t off, uint64_t len,
+		   const char *what);
+int gm_check_attr(int attr, const char *what);
+
+/* -EDEADLK if the calling thread is inside a listener of this store. */
+int gm_check_reentry(struct gm_store *store, const char *what);
+
+/* Read lock for queries and accesses; returns 0 or -EDEADLK. */
+int gm_read_lock(struct gm_store *store, const char *what);
+void gm_read_unlock(struct gm_store *store);
+
+/* Call the store's fault-injection hook for site; 0 or a negative errno. */
+int gm_fault(struct gm_store *store, enum gm_fault_site site);
+
+static inline void gm_stat_add(uint64_t *counter, uint64_t n)
+{
+	__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
+}
+
+/* First page of [start, end) whose attribute is not attr, or end. */
+uint64_t gm_attr_find_not(struct gm_store *store, uint64_t start, uint64_t end,
+			  uint8_t attr);
+
+/* view.c */
+int gm_view_init(struct gm_store *store);
+void gm_view_fini(struct gm_store *store);
+/*
+ * Open the closed pages of [start, end) within the budget, best effort.
+ * Caller holds lock (read or write). Returns the number of pages left closed.
+ */
+uint64_t gm_view_open_pages(struct gm_store *store, uint64_t start,
+			    uint64_t end);
+/*
+ * Close every open page of [start, end) that is not hypervisor-visible.
+ * Caller holds lock for writing. On failure the view is as before.
+ */
+int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end);
+/* Whether every page of [start, end) is open. Caller holds lock. */
+bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end);
+/* Copy between buf and pages known to be shared; caller holds lock. */
+int gm_view_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
+		 bool write);
+/* A mapping of [off, off + len) of its own, read/write; NULL and errno. */
+void *gm_map_window(struct gm_store *store, uint64_t off, uint64_t len);
+
+/* pin.c: first pinned byte offset overlapping [start, end), or UINT64_MAX */
+uint64_t gm_pins_first_overlap(struct gm_store *store, uint64_t start,
+			       uint64_t end);
+/* Pinned page ranges overlapping [start, end), for the view; under lock. */
+int gm_pins_ranges(struct gm_store *store, uint64_t start, uint64_t end,
+		   struct gm_range **out, unsigned int *nr);
+/* Ask revocable pins over [start, end) to go and wait up to timeout_ns. */
+int gm_pins_revoke(struct gm_store *store, uint64_t start, uint64_t end,
+		   uint64_t timeout_ns, uint64_t *error_offset);
+
+/* listener.c */
+int gm_listeners_prepare(struct gm_store *store,
+			 const struct gm_range_change *change,
+			 struct gm_listener **failed);
+void gm_listeners_commit(struct gm_store *store,
+			 const struct gm_range_change *change);
+/* Abort for every listener before `upto` (NULL: all). */
+void gm_listeners_abort(struct gm_store *store,
+			const struct gm_range_change *change,
+			struct gm_listener *upto);
+
+uint64_t gm_now_ns(void);
+
+#endif /* GMEM_INTERNAL_H */

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Listeners: the parts of a system that map guest memory elsewhere (KVM, a
+ * device, an IOMMU-like table) hear of each conversion in two phases:
+ * prepare (may veto) and then commit or abort. They run under the store's
+ * write lock, in registration order.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+int gm_listener_register(struct gm_store *store,
+			 const struct gm_listener_ops *ops, void *opaque,
+			 struct gm_listener **out)
+{
+	struct gm_listener *l, **tail;
+	int ret;
+
+	ret = gm_check_store(store, "gm_listener_register");
+	if (!ret && (!ops || !out))
+		ret = gm_error(-EINVAL, "gm_listener_register: %s is NULL",
+			       ops ? "out" : "ops");
+	if (!ret)
+		ret = gm_check_reentry(store, "gm_listener_register");
+	if (ret)
+		return ret;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return gm_error(-ENOMEM, "gm_listener_register: allocation");
+	l->store = store;
+	l->ops = *ops;
+	l->opaque = opaque;
+	pthread_rwlock_wrlock(&store->lock);
+	for (tail = &store->listeners; *tail; tail = &(*tail)->next)
+		;
+	*tail = l;
+	pthread_rwlock_unlock(&store->lock);
+	*out = l;
+	return 0;
+}
+
+void gm_listener_unregister(struct gm_listener *listener)
+{
+	struct gm_store *store;
+	struct gm_listener **p;
+
+	if (!listener)
+		return;
+	store = listener->store;
+	if (gm_check_reentry(store, "gm_listener_unregister"))
+		return;
+	pthread_rwlock_wrlock(&store->lock);
+	for (p = &store->listeners; *p; p = &(*p)->next) {
+		if (*p == listener) {
+			*p = listener->next;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&store->lock);
+	free(listener);
+}
+
+int gm_listeners_prepare(struct gm_store *store,
+			 const struct gm_range_change *change,
+			 struct gm_listener **failed)
+{
+	for (struct gm_listener *l = store->listeners; l; l = l->next) {
+		int ret =
+			l->ops.prepare ? l->ops.prepare(l->opaque, change) : 0;
+
+		if (ret < 0) {
+			*failed = l;
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void gm_listeners_commit(struct gm_store *store,
+			 const struct gm_range_change *change)
+{
+	for (struct gm_listener *l = store->listeners; l; l = l->next)
+		if (l->ops.commit)
+			l->ops.commit(l->opaque, change);
+}
+
+void gm_listeners_abort(struct gm_store *store,
+			const struct gm_range_change *change,
+			struct gm_listener *upto)
+{
+	for (struct gm_listener *l = store->listeners; l != upto; l = l->next)
+		if (l->ops.abort)
+			l->ops.abort(l->opaque, change);
+}

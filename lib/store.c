@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: MIT
+/* The store: its backing fd, its lifetime and its attribute queries. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gmem/kvm-uapi.h>
+
+#include "internal.h"
+
+/* 1 TiB of pages and a little more: what the extent map takes. */
+#define GM_MAX_SIZE (1ULL << (40 + GM_PAGE_SHIFT))
+
+static const uint64_t gmem_flags =
+	GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+
+const char *gm_backing_name(enum gm_backing backing)
+{
+	switch (backing) {
+	case GM_BACKING_AUTO:
+		return "auto";
+	case GM_BACKING_GUEST_MEMFD:
+		return "guest_memfd";
+	case GM_BACKING_MEMFD:
+		return "memfd";
+	}
+	return "unknown";
+}
+
+/* A VM of the store's own, to hold its guest_memfd. */
+static int open_own_vm(struct gm_store *store)
+{
+	int ret;
+
+	store->own_kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (store->own_kvm_fd < 0)
+		return gm_error(-EOPNOTSUPP,
+				"guest_memfd backing: /dev/kvm: %s",
+				strerror(errno));
+	ret = ioctl(store->own_kvm_fd, KVM_CREATE_VM, 0);
+	if (ret < 0)
+		return gm_error(-errno, "guest_memfd backing: KVM_CREATE_VM");
+	store->own_vm_fd = ret;
+	return ret;
+}
+
+static int create_guest_memfd(struct gm_store *store, int vm_fd)
+{
+	struct gm_kvm_create_guest_memfd args = {
+		.size = store->size,
+		.flags = gmem_flags,
+	};
+	int ret;
+
+	if (vm_fd <= 0) {
+		vm_fd = open_own_vm(store);
+		if (vm_fd < 0)
+			return vm_fd;
+	}
+	ret = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
+	if (ret < 0 || ((uint64_t)ret & gmem_flags) != gmem_flags)
+		return gm_error(-EOPNOTSUPP,
+				"guest_memfd backing: the kernel lacks "
+				"guest_memfd with MMAP|INIT_SHARED");
+	ret = ioctl(vm_fd, GM_KVM_CREATE_GUEST_MEMFD, &args);
+	if (ret < 0)
+		return gm_error(-errno,
+				"guest_memfd backing: "
+				"KVM_CREATE_GUEST_MEMFD of %llu bytes",
+				(unsigned long long)store->size);
+	return ret;
+}
+
+static int create_memfd(struct gm_store *store)
+{
+	int fd = memfd_create("gmem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return gm_error(-errno, "memfd backing: memfd_create");
+	/* Fixed size, as a guest_memfd's. */
+	if (ftruncate(fd, store->size) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW)) {
+		int err = -errno;
+
+		close(fd);
+		return gm_error(err, "memfd backing: sizing to %llu bytes",
+				(unsigned long long)store->size);
+	}
+	return fd;
+}
+
+static int open_backing(struct gm_store *store, const struct gm_store_opts *o)
+{
+	int ret;
+
+	switch (o->backing) {
+	case GM_BACKING_AUTO:
+		ret = create_guest_memfd(store, o->vm_fd);
+		if (ret >= 0) {
+			store->backing = GM_BACKING_GUEST_MEMFD;
+			return ret;
+		}
+		if (ret != -EOPNOTSUPP)
+			return ret;
+		store->backing = GM_BACKING_MEMFD;
+		return create_memfd(store);
+	case GM_BACKING_GUEST_MEMFD:
+		store->backing = GM_BACKING_GUEST_MEMFD;
+		return create_guest_memfd(store, o->vm_fd);
+	case GM_BACKING_MEMFD:
+		store->backing = GM_BACKING_MEMFD;
+		return create_memfd(store);
+	}
+	return gm_error(-EINVAL, "gm_store_create: unknown backing %d",
+			(int)o->backing);
+}
+
+static int check_opts(const struct gm_store_opts *o)
+{
+	const unsigned int known = GM_STORE_INIT_SHARED | GM_STORE_VIEW_LAZY;
+
+	if (!o)
+		return gm_error(-EINVAL, "gm_store_create: opts is NULL");
+	if (o->sz < sizeof(*o))
+		return gm_error(-EINVAL,
+				"gm_store_create: opts->sz %zu is smaller "
+				"than struct gm_store_opts (%zu)",
+				o->sz, sizeof(*o));
+	if (o->size == 0 || o->size & (GM_PAGE_SIZE - 1))
+		return gm_error(-EINVAL,
+				"gm_store_create: size %llu is not a non-zero "
+				"multiple of 4096",
+				(unsigned long long)o->size);
+	if (o->size > GM_MAX_SIZE)
+		return gm_error(-EINVAL,
+				"gm_store_create: size %llu is larger than the "
+				"maximum %llu",
+				(unsigned long long)o->size, GM_MAX_SIZE);
+	if (o->flags & ~known)
+		return gm_error(-EINVAL, "gm_store_create: unknown flags 0x%x",
+				o->flags & ~known);
+	return 0;
+}
+
+int gm_store_create(const struct gm_store_opts *o, struct gm_store **out)
+{
+	struct gm_store *store;
+	uint8_t init;
+	int ret;
+
+	ret = check_opts(o);
+	if (ret)
+		return ret;
+	if (!out)
+		return gm_error(-EINVAL, "gm_store_create: out is NULL");
+	store = calloc(1, sizeof(*store));
+	if (!store)
+		return gm_error(-ENOMEM,
+				"gm_store_create: allocating the store");
+	store->size = o->size;
+	store->npages = o->size >> GM_PAGE_SHIFT;
+	store->flags = o->flags;
+	store->view_budget =
+		o->view_budget ? o->view_budget : GM_VIEW_BUDGET_DEFAULT;
+	store->fault_inject = o->fault_inject;
+	store->fault_opaque = o->fault_opaque;
+	store->fd = store->own_vm_fd = store->own_kvm_fd = -1;
+	store->view = MAP_FAILED;
+
+	{
+		pthread_rwlockattr_t attr;
+
+		/* Conversions must not starve behind a stream of readers. */
+		pthread_rwlockattr_init(&attr);
+		pthread_rwlockattr_setkind_np(
+			&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&store->lock, &attr);
+		pthread_rwlockattr_destroy(&attr);
+	}
+	pthread_mutex_init(&store->view_lock, NULL);
+	pthread_mutex_init(&store->pin_lock, NULL);
+	{
+		pthread_condattr_t attr;
+
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&store->pin_released, &attr);
+		pthread_condattr_destroy(&attr);
+	}
+
+	ret = open_backing(store, o);
+	if (ret < 0)
+		goto err;
+	store->fd = ret;
+
+	init = (o->flags & GM_STORE_INIT_SHARED) ? GM_ATTR_SHARED :
+						   GM_ATTR_PRIVATE;
+	ret = emap_create(store->npages, init, &store->attrs);
+	if (ret) {
+		gm_error(ret, "gm_store_create: attribute map");
+		goto err;
+	}
+	ret = gm_view_init(store);
+	if (ret)
+		goto err;
+	*out = store;
+	return 0;
+err:
+	gm_store_destroy(store);
+	return ret;
+}
+
+void gm_store_destroy(struct gm_store *store)
+{
+	struct gm_listener *l, *lnext;
+	struct gm_kvm_map *k, *knext;
+
+	if (!store)
+		return;
+	for (l = store->listeners; l; l = lnext) {
+		lnext = l->next;
+		free(l);
+	}
+	for (k = store->kvm_maps; k; k = knext) {
+		knext = k->next;
+		munmap(k->addr, k->len);
+		free(k);
+	}
+	gm_view_fini(store);
+	if (store->attrs)
+		emap_destroy(store->attrs);
+	if (store->fd >= 0)
+		close(store->fd);
+	if (store->own_vm_fd >= 0)
+		close(store->own_vm_fd);
+	if (store->own_kvm_fd >= 0)
+		close(store->own_kvm_fd);
+	pthread_cond_destroy(&store->pin_released);
+	pthread_mutex_destroy(&store->pin_lock);
+	pthread_mutex_destroy(&store->view_lock);
+	pthread_rwlock_destroy(&store->lock);
+	free(store);
+}
+
+uint64_t gm_store_size(const struct gm_store *store)
+{
+	return store ? store->size : 0;
+}
+
+int gm_store_fd(const struct gm_store *store)
+{
+	return store ? store->fd : gm_error(-EINVAL, "gm_store_fd: NULL store");
+}
+
+enum gm_backing gm_store_backing(const struct gm_store *store)
+{
+	return store ? store->backing : GM_BACKING_AUTO;
+}
+
+uint64_t gm_attr_find_not(struct gm_store *store, uint64_t start, uint64_t end,
+			  uint8_t attr)
+{
+	uint64_t s, e;
+	uint8_t v;
+
+	while (start < end) {
+		emap_extent(store->attrs, start, &s, &e, &v);
+		if (v != attr)
+			return start;
+		start = e;
+	}
+	return end;
+}
+
+int gm_attr_get(struct gm_store *store, uint64_t off, enum gm_attr *attr)
+{
+	int ret = gm_check_bytes(store, off, 1, "gm_attr_get");
+
+	if (ret)
+		return ret;
+	if (!attr)
+		return gm_error(-EINVAL, "gm_attr_get: attr is NULL");
+	ret = gm_read_lock(store, "gm_attr_get");
+	if (ret)
+		return ret;
+	*attr = emap_get(store->attrs, off >> GM_PAGE_SHIFT);
+	gm_read_unlock(store);
+	return 0;
+}
+
+int gm_range_is(struct gm_store *store, uint64_t off, uint64_t len,
+		enum gm_attr attr)
+{
+	uint64_t start, end;
+	int ret;
+
+	ret = gm_check_store(store, "gm_range_is");
+	if (!ret && len == 0)
+		ret = gm_error(-EINVAL, "gm_range_is: length is 0");
+	if (!ret)
+		ret = gm_check_bytes(store, off, len, "gm_range_is");
+	if (!ret)
+		ret = gm_check_attr(attr, "gm_range_is");
+	if (!ret)
+		ret = gm_read_lock(store, "gm_range_is");
+	if (ret)
+		return ret;
+	start = off >> GM_PAGE_SHIFT;
+	end = (off + len + GM_PAGE_SIZE - 1) >> GM_PAGE_SHIFT;
+	ret = gm_attr_find_not(store, start, end, attr) == end;
+	gm_read_unlock(store);
+	return ret;
+}
+
+int gm_extent_at(struct gm_store *store, uint64_t off, struct gm_extent *ext)
+{
+	uint64_t s, e;
+	uint8_t v;
+	int ret;
+
+	ret = gm_check_bytes(store, off, 1, "gm_extent_at");
+	if (ret)
+		return ret;
+	if (!ext)
+		return gm_error(-EINVAL, "gm_extent_at: ext is NULL");
+	ret = gm_read_lock(store, "gm_extent_at");
+	if (ret)
+		return ret;
+	emap_extent(store->attrs, off >> GM_PAGE_SHIFT, &s, &e, &v);
+	gm_read_unlock(store);
+	ext->off = s << GM_PAGE_SHIFT;
+	ext->len = (e - s) << GM_PAGE_SHIFT;
+	ext->attr = v;
+	return 0;
+}
+
+uint64_t gm_extent_count(struct gm_store *store)
+{
+	uint64_t n;
+
+	if (!store || gm_read_lock(store, "gm_extent_count"))
+		return 0;
+	n = emap_nr_extents(store->attrs);
+	gm_read_unlock(store);
+	return n;
+}

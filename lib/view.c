@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The host view: the store's mapping in this process. Private pages are
+ * PROT_NONE there; shared pages are read/write once opened. Each run of
+ * equal protection costs the process a mapping (VMA), so the number of runs
+ * is kept under a budget: a shared page that cannot be opened within it
+ * stays PROT_NONE and is reached through a transient mapping instead
+ * (gm_view_copy, pins).
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+static void *page_addr(struct gm_store *store, uint64_t page)
+{
+	return store->view + (page << GM_PAGE_SHIFT);
+}
+
+int gm_view_init(struct gm_store *store)
+{
+	bool open = (store->flags & GM_STORE_INIT_SHARED) &&
+		    !(store->flags & GM_STORE_VIEW_LAZY);
+	int prot = open ? PROT_READ | PROT_WRITE : PROT_NONE;
+	int ret;
+
+	store->view = mmap(NULL, store->size, prot, MAP_SHARED | MAP_NORESERVE,
+			   store->fd, 0);
+	if (store->view == MAP_FAILED)
+		return gm_error(-errno, "host view: mmap of %llu bytes",
+				(unsigned long long)store->size);
+	ret = emap_create(store->npages, open ? VIEW_OPEN : VIEW_CLOSED,
+			  &store->view_map);
+	if (ret)
+		return gm_error(ret, "host view: extent map");
+	return 0;
+}
+
+void gm_view_fini(struct gm_store *store)
+{
+	if (store->view != MAP_FAILED)
+		munmap(store->view, store->size);
+	if (store->view_map)
+		emap_destroy(store->view_map);
+	free(store->hv);
+}
+
+/*
+ * How the number of view extents changes if [s, e), a part of the extent
+ * [S, E), takes the other value: a cut side adds an extent, an uncut side
+ * with a neighbour merges into it.
+ */
+static int64_t extent_delta(struct gm_store *store, uint64_t s, uint64_t e,
+			    uint64_t S, uint64_t E)
+{
+	int64_t delta = 0;
+
+	delta += s > S ? 1 : (S > 0 ? -1 : 0);
+	delta += e < E ? 1 : (E < store->npages ? -1 : 0);
+	return delta;
+}
+
+static bool within_budget(struct gm_store *store, int64_t delta)
+{
+	return (int64_t)emap_nr_extents(store->view_map) + delta <=
+	       (int64_t)store->view_budget;
+}
+
+static int protect(struct gm_store *store, uint64_t s, uint64_t e, int prot)
+{
+	gm_stat_add(&store->stats.view_mprotects, 1);
+	if (mprotect(page_addr(store, s), (e - s) << GM_PAGE_SHIFT, prot))
+		return -errno;
+	return 0;
+}
+
+/* Open [s, e), all closed; 0 or a negative errno with the view unchanged. */
+static int open_piece(struct gm_store *store, uint64_t s, uint64_t e)
+{
+	int ret = gm_fault(store, GM_FAULT_VIEW_OPEN);
+
+	if (!ret)
+		ret = emap_reserve(store->view_map);
+	if (!ret)
+		ret = protect(store, s, e, PROT_READ | PROT_WRITE);
+	if (ret)
+		return ret;
+	emap_set(store->view_map, s, e, VIEW_OPEN);
+	return 0;
+}
+
+uint64_t gm_view_open_pages(struct gm_store *store, uint64_t start,
+			    uint64_t end)
+{
+	uint64_t left = 0, S, E, s, e;
+	uint8_t v;
+
+	pthread_mutex_lock(&store->view_lock);
+	for (s = start; s < end; s = e) {
+		emap_extent(store->view_map, s, &S, &E, &v);
+		e = E < end ? E : end;
+		if (v == VIEW_OPEN)
+			continue;
+		if (!within_budget(store, extent_delta(store, s, e, S, E)) ||
+		    open_piece(store, s, e))
+			left += e - s;
+	}
+	pthread_mutex_unlock(&store->view_lock);
+	return left;
+}
+
+bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end)
+{
+	uint64_t S, E;
+	uint8_t v;
+	bool open = true;
+
+	pthread_mutex_lock(&store->view_lock);
+	for (; start < end && open; start = E) {
+		emap_extent(store->view_map, start, &S, &E, &v);
+		open = v == VIEW_OPEN;
+	}
+	pthread_mutex_unlock(&store->view_lock);
+	return open;
+}
+
+/* Pieces closed so far by one gm_view_close_pages, to undo on failure. */
+struct closed_log {
+	struct gm_range *r;
+	size_t nr, cap;
+};
+
+static int close_piece(struct gm_store *store, uint64_t s, uint64_t e,
+		       struct closed_log *log)
+{
+	int ret;
+
+	if (log->nr == log->cap) {
+		size_t cap = log->cap ? log->cap * 2 : 16;
+		struct gm_range *r = realloc(log->r, cap * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		log->r = r;
+		log->cap = cap;
+	}
+	ret = gm_fault(store, GM_FAULT_VIEW_CLOSE);
+	if (!ret)
+		ret = emap_reserve(store->view_map);
+	if (!ret)
+		ret = protect(store, s, e, PROT_NONE);
+	if (ret)
+		return ret;
+	emap_set(store->view_map, s, e, VIEW_CLOSED);
+	log->r[log->nr++] = (struct gm_range){ s, e };
+	return 0;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct gm_range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/*
+ * Close the open pages of [s, e) except those in keep (sorted by start),
+ * which must stay open: hypervisor-visible ranges and pinned pages.
+ */
+static int close_except(struct gm_store *store, uint64_t s, uint64_t e,
+			const struct gm_range *keep, unsigned int nr_keep,
+			struct closed_log *log)
+{
+	uint64_t S, E, ps, pe;
+	unsigned int i = 0;
+	uint8_t v;
+	int ret;
+
+	while (s < e) {
+		while (i < nr_keep && keep[i].end <= s)
+			i++;
+		if (i < nr_keep && keep[i].start <= s) {
+			s = keep[i].end;
+			continue;
+		}
+		pe = i < nr_keep && keep[i].start < e ? keep[i].start : e;
+		for (ps = s; ps < pe; ps = E) {
+			emap_extent(store->view_map, ps, &S, &E, &v);
+			if (v != VIEW_OPEN)
+				continue;
+			ret = close_piece(store, ps, E < pe ? E : pe, log);
+			if (ret)
+				return ret;
+		}
+		s = pe;
+	}
+	return 0;
+}
+
+/*
+ * Closing the middle of an open run costs extents; past the budget, close
+ * the whole run instead (but for the pages that must stay open), which
+ * never costs any.
+ */
+static int close_run(struct gm_store *store, uint64_t s, uint64_t e, uint64_t S,
+		     uint64_t E, struct closed_log *log)
+{
+	struct gm_range *keep = NULL;
+	unsigned int nr_keep = 0, nr_pins = 0;
+	struct gm_range *pins = NULL;
+	int ret;
+
+	if (within_budget(store, extent_delta(store, s, e, S, E)))
+		return close_except(store, s, e, store->hv, store->nr_hv, log);
+
+	ret = gm_pins_ranges(store, S, E, &pins, &nr_pins);
+	if (ret)
+		return ret;
+	keep = malloc((store->nr_hv + nr_pins + 1) * sizeof(*keep));
+	if (!keep) {
+		free(pins);
+		return -ENOMEM;
+	}
+	memcpy(keep, store->hv, store->nr_hv * sizeof(*keep));
+	memcpy(keep + store->nr_hv, pins, nr_pins * sizeof(*keep));
+	nr_keep = store->nr_hv + nr_pins;
+	qsort(keep, nr_keep, sizeof(*keep), cmp_range);
+	ret = close_except(store, S, E, keep, nr_keep, log);
+	free(keep);
+	free(pins);
+	return ret;
+}
+
+int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end)
+{
+	struct closed_log log = { 0 };
+	uint64_t S, E, s, e;
+	uint8_t v;
+	int ret = 0;
+
+	pthread_mutex_lock(&store->view_lock);
+	for (s = start; s < end && !ret; s = e) {
+		emap_extent(store->view_map, s, &S, &E, &v);
+		e = E < end ? E : end;
+		if (v == VIEW_OPEN)
+			ret = close_run(store, s, e, S, E, &log);
+	}
+	if (ret) {
+		/* Undo: reopening merges runs back, so it needs no new VMA. */
+		while (log.nr--) {
+			struct gm_range *r = &log.r[log.nr];
+
+			if (!emap_reserve(store->view_map) &&
+			    !protect(store, r->start, r->end,
+				     PROT_READ | PROT_WRITE))
+				emap_set(store->view_map, r->start, r->end,
+					 VIEW_OPEN);
+		}
+	}
+	pthread_mutex_unlock(&store->view_lock);
+	free(log.r);
+	return ret;
+}
+
+void *gm_map_window(struct gm_store *store, uint64_t off, uint64_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, store->fd,
+		       off);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Copy through a transient mapping, for shared pages the view keeps closed. */
+static int window_copy(struct gm_store *store, uint64_t off, void *buf,
+		       size_t len, bool write)
+{
+	uint64_t base = off & ~(GM_PAGE_SIZE - 1);
+	uint64_t span =
+		(off + len - base + GM_PAGE_SIZE - 1) & ~(GM_PAGE_SIZE - 1);
+	uint8_t *w = gm_map_window(store, base, span);
+
+	if (!w)
+		return -errno;
+	gm_stat_add(&store->stats.access_fallbacks, 1);
+	if (write)
+		memcpy(w + (off - base), buf, len);
+	else
+		memcpy(buf, w + (off - base), len);
+	munmap(w, span);
+	return 0;
+}
+
+int gm_view_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
+		 bool write)
+{
+	uint64_t end = off + len, p0 = off >> GM_PAGE_SHIFT;
+	uint64_t p1 = (end + GM_PAGE_SIZE - 1) >> GM_PAGE_SHIFT;
+	uint64_t S, E, chunk_end;
+	uint8_t *b = buf, v;
+	int ret;
+
+	/* A page the host touches is worth opening, budget permitting. */
+	gm_view_open_pages(store, p0, p1);
+	while (off < end) {
+		pthread_mutex_lock(&store->view_lock);
+		emap_extent(store->view_map, off >> GM_PAGE_SHIFT, &S, &E, &v);
+		pthread_mutex_unlock(&store->view_lock);
+		chunk_end = E << GM_PAGE_SHIFT;
+		if (chunk_end > end)
+			chunk_end = end;
+		/*
+		 * Only conversions close pages, and the caller's lock keeps
+		 * them out: an open page stays open while we copy.
+		 */
+		if (v == VIEW_OPEN) {
+			if (write)
+				memcpy(store->view + off, b, chunk_end - off);
+			else
+				memcpy(b, store->view + off, chunk_end - off);
+		} else {
+			ret = window_copy(store, off, b, chunk_end - off,
+					  write);
+			if (ret)
+				return ret;
+		}
+		b += chunk_end - off;
+		off = chunk_end;
+	}
+	return 0;
+}
+
+void *gm_view_base(struct gm_store *store)
+{
+	return store ? store->view : NULL;
+}
+
+int gm_view_open(struct gm_store *store, uint64_t off, uint64_t len)
+{
+	uint64_t start, end, bad;
+	int ret;
+
+	ret = gm_check_range(store, off, len, "gm_view_open");
+	if (!ret)
+		ret = gm_read_lock(store, "gm_view_open");
+	if (ret)
+		return ret;
+	start = off >> GM_PAGE_SHIFT;
+	end = (off + len) >> GM_PAGE_SHIFT;
+	bad = gm_attr_find_not(store, start, end, GM_ATTR_SHARED);
+	if (bad < end)
+		ret = gm_error(-EFAULT,
+			       "gm_view_open: page at 0x%llx is private",
+			       (unsigned long long)(bad << GM_PAGE_SHIFT));
+	else if (gm_view_open_pages(store, start, end))
+		ret = gm_error(
+			-ENOSPC,
+			"gm_view_open: [0x%llx, 0x%llx) cannot be opened "
+			"within the view budget of %u extents",
+			(unsigned long long)off,
+			(unsigned long long)(off + len), store->view_budget);
+	gm_read_unlock(store);
+	return ret;
+}
+
+int gm_view_is_open(struct gm_store *store, uint64_t off, uint64_t len)
+{
+	int ret = gm_check_range(store, off, len, "gm_view_is_open");
+
+	if (!ret)
+		ret = gm_read_lock(store, "gm_view_is_open");
+	if (ret)
+		return ret;
+	ret = gm_view_pages_open(store, off >> GM_PAGE_SHIFT,
+				 (off + len) >> GM_PAGE_SHIFT);
+	gm_read_unlock(store);
+	return ret;
+}
+
+uint64_t gm_view_extent_count(struct gm_store *store)
+{
+	uint64_t n;
+
+	if (!store || gm_read_lock(store, "gm_view_extent_count"))
+		return 0;
+	pthread_mutex_lock(&store->view_lock);
+	n = emap_nr_extents(store->view_map);
+	pthread_mutex_unlock(&store->view_lock);
+	gm_read_unlock(store);
+	return n;
+}
+
+static bool hv_overlaps(struct gm_store *store, uint64_t s, uint64_t e)
+{
+	for (unsigned int i = 0; i < store->nr_hv; i++)
+		if (store->hv[i].start < e && s < store->hv[i].end)
+			return true;
+	return false;
+}
+
+int gm_hv_visible_overlaps(struct gm_store *store, uint64_t off, uint64_t len)
+{
+	int ret = gm_check_store(store, "gm_hv_visible_overlaps");
+
+	if (!ret && len == 0)
+		ret = gm_error(-EINVAL, "gm_hv_visible_overlaps: length is 0");
+	if (!ret)
+		ret = gm_check_bytes(store, off, len, "gm_hv_visible_overlaps");
+	if (!ret)
+		ret = gm_read_lock(store, "gm_hv_visible_overlaps");
+	if (ret)
+		return ret;
+	ret = hv_overlaps(store, off >> GM_PAGE_SHIFT,
+			  (off + len + GM_PAGE_SIZE - 1) >> GM_PAGE_SHIFT);
+	gm_read_unlock(store);
+	return ret;
+}
+
+/*
+ * Insert [s, e) into the sorted hv list, merging what it touches. The list
+ * has room for one more entry (hv_reserve).
+ */
+static void hv_insert(struct gm_store *store, uint64_t s, uint64_t e)
+{
+	struct gm_range *hv = store->hv;
+	unsigned int i, j, n = store->nr_hv;
+
+	for (i = 0; i < n && hv[i].end < s; i++)
+		;
+	for (j = i; j < n && hv[j].start <= e; j++) {
+		s = hv[j].start < s ? hv[j].start : s;
+		e = hv[j].end > e ? hv[j].end : e;
+	}
+	/* hv[i, j) merge into one entry at i */
+	memmove(&hv[i + 1], &hv[j], (n - j) * sizeof(*hv));
+	hv[i] = (struct gm_range){ s, e };
+	store->nr_hv = n + 1 - (j - i);
+}
+
+static int hv_reserve(struct gm_store *store)
+{
+	struct gm_range *hv;
+
+	hv = realloc(store->hv, (store->nr_hv + 1) * sizeof(*hv));
+	if (!hv)
+		return -ENOMEM;
+	store->hv = hv;
+	return 0;
+}
+
+int gm_hv_visible_add(struct gm_store *store, uint64_t off, uint64_t len)
+{
+	uint64_t s, e;
+	int ret;
+
+	ret = gm_check_range(store, off, len, "gm_hv_visible_add");
+	if (!ret)
+		ret = gm_check_reentry(store, "gm_hv_visible_add");
+	if (ret)
+		return ret;
+	s = off >> GM_PAGE_SHIFT;
+	e = (off + len) >> GM_PAGE_SHIFT;
+	pthread_rwlock_wrlock(&store->lock);
+	pthread_mutex_lock(&store->view_lock);
+	ret = emap_reserve(store->view_map);
+	if (!ret)
+		ret = hv_reserve(store);
+	if (ret)
+		ret = gm_error(ret, "gm_hv_visible_add: tracking memory");
+	if (!ret) {
+		ret = protect(store, s, e, PROT_READ | PROT_WRITE);
+		if (ret)
+			gm_error(ret, "gm_hv_visible_add: mprotect");
+	}
+	if (!ret) {
+		hv_insert(store, s, e);
+		emap_set(store->view_map, s, e, VIEW_OPEN);
+	}
+	pthread_mutex_unlock(&store->view_lock);
+	pthread_rwlock_unlock(&store->lock);
+	return ret;
+}
