@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build check demo install clean format check-format
+.PHONY: all deps build check check-asan check-tsan demo install clean format check-format
 
 all: build
 
@@ -20,6 +20,19 @@ build: deps $(BUILD)/CMakeCache.txt
 check: build
 	scripts/check-format.sh
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 600
+
+# The same tests under AddressSanitizer + UBSan, and ThreadSanitizer.
+check-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGMEM_SANITIZE=address $(CMAKE_FLAGS)
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j 2 --timeout 900 -LE nosan
+
+check-tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DGMEM_SANITIZE=thread $(CMAKE_FLAGS)
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 \
+		ctest --output-on-failure -j 2 --timeout 900 -L threads
 
 demo: build
 	scripts/demo.sh $(BUILD)
