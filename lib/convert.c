@@ -329,7 +329,8 @@ int gm_convert_ex(struct gm_store *store, uint64_t off, uint64_t len,
 	}
 	if (!ret) {
 		pthread_rwlock_wrlock(&store->lock);
-		store->writer = pthread_self();
+		__atomic_store_n(&store->writer, pthread_self(),
+				 __ATOMIC_RELAXED);
 		__atomic_store_n(&store->writing, true, __ATOMIC_RELEASE);
 		ret = convert_locked(&c, &err_off);
 		if (!ret)

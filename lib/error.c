@@ -112,7 +112,8 @@ int gm_check_attr(int attr, const char *what)
 int gm_check_reentry(struct gm_store *store, const char *what)
 {
 	if (__atomic_load_n(&store->writing, __ATOMIC_ACQUIRE) &&
-	    pthread_equal(store->writer, pthread_self()))
+	    pthread_equal(__atomic_load_n(&store->writer, __ATOMIC_RELAXED),
+			  pthread_self()))
 		return gm_error(-EDEADLK,
 				"%s: called from a listener of the same store",
 				what);
