@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The checksum device: a device that does I/O on guest buffers, using guest
+ * memory only through the library. Every access is inside a pin
+ * (gm_pin + gm_pin_ptr) or through gm_read/gm_write; it never keeps a raw
+ * pointer outside a pin. A private buffer fails the pin with -EFAULT, which
+ * goes back to the guest as GMVM_EFAULT.
+ *
+ * Ops: CHECKSUM (read a buffer, write its FNV-1a 64 to guest memory),
+ * FILL (write a pattern into a buffer, as a disk read would), HOLD (keep a
+ * buffer pinned, as an in-flight DMA would; optionally revocable), RELEASE,
+ * HELD. A conversion to private of a held buffer fails with -EBUSY, unless
+ * the hold is revocable: then the device gives the pages back and the
+ * conversion goes ahead.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "vmm.h"
+
+struct hold {
+	bool used;
+	bool revoked;
+	struct gm_pin *pin;
+	struct vm *vm;
+};
+
+static pthread_mutex_t holds_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hold holds[GMVM_CHK_MAX_HOLDS];
+
+#define PAGE_DOWN(x) ((x) & ~(GM_PAGE_SIZE - 1))
+#define PAGE_UP(x) (((x) + GM_PAGE_SIZE - 1) & ~(GM_PAGE_SIZE - 1))
+
+/* Pin the pages holding [gpa, gpa + len); returns the bytes' address. */
+static int32_t pin_buffer(struct vm *vm, uint64_t gpa, uint64_t len,
+			  struct gm_pin **pin, uint8_t **ptr)
+{
+	uint64_t start = PAGE_DOWN(gpa), end = PAGE_UP(gpa + len);
+	int ret;
+
+	atomic_fetch_add(&vm->device_pins, 1);
+	ret = gm_pin(vm->store, start, end - start, 0, pin);
+	if (ret == -EFAULT)
+		return refuse(vm, REFUSE_PRIVATE, GMVM_EFAULT);
+	if (ret == -EBUSY)
+		return refuse(vm, REFUSE_BUSY, GMVM_EBUSY);
+	if (ret)
+		return refuse(vm, REFUSE_OTHER, ret);
+	*ptr = (uint8_t *)gm_pin_ptr(*pin) + (gpa - start);
+	return 0;
+}
+
+static int32_t check_buffer(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (len > GMVM_CHK_MAX_LEN)
+		return refuse(vm, REFUSE_TOO_BIG, GMVM_E2BIG);
+	return check_guest_range(vm, gpa, len, false);
+}
+
+static int32_t chk_checksum(struct vm *vm, const struct io_args *a)
+{
+	struct gm_pin *pin;
+	uint64_t sum;
+	uint8_t *p;
+	int32_t st;
+	int ret;
+
+	st = check_buffer(vm, a->a0, a->a1);
+	if (!st)
+		st = check_guest_range(vm, a->a2, sizeof(sum), false);
+	if (!st)
+		st = pin_buffer(vm, a->a0, a->a1, &pin, &p);
+	if (st)
+		return st;
+	sum = fnv1a64(p, a->a1, FNV1A64_INIT);
+	gm_unpin(pin);
+	ret = gm_write(vm->store, a->a2, &sum, sizeof(sum));
+	if (ret == -EFAULT)
+		return refuse(vm, REFUSE_PRIVATE, GMVM_EFAULT);
+	if (ret < 0)
+		return refuse(vm, REFUSE_OTHER, ret);
+	return 0;
+}
+
+static int32_t chk_fill(struct vm *vm, const struct io_args *a)
+{
+	struct gm_pin *pin;
+	uint8_t *p;
+	int32_t st;
+
+	st = check_buffer(vm, a->a0, a->a1);
+	if (!st)
+		st = pin_buffer(vm, a->a0, a->a1, &pin, &p);
+	if (st)
+		return st;
+	for (uint64_t i = 0; i < a->a1; i++)
+		p[i] = (uint8_t)(a->a2 + i * 7);
+	gm_unpin(pin);
+	return 0;
+}
+
+/* Revoke callback: called by the library from a converting thread. */
+static void hold_revoke(struct gm_pin *pin, void *opaque)
+{
+	struct hold *h = opaque;
+	struct gm_pin *mine = NULL;
+
+	pthread_mutex_lock(&holds_lock);
+	if (h->used && h->pin == pin) {
+		mine = pin;
+		h->pin = NULL;
+		h->revoked = true;
+	}
+	pthread_mutex_unlock(&holds_lock);
+	if (mine) {
+		atomic_fetch_add(&h->vm->device_revoked, 1);
+		gm_unpin(mine);
+	}
+}
+
+static int32_t chk_hold(struct vm *vm, const struct io_args *a)
+{
+	uint64_t start = PAGE_DOWN(a->a0), end;
+	struct gm_pin *pin = NULL;
+	struct hold *h = NULL;
+	int32_t st;
+	int ret, i;
+
+	if (a->a2 & ~(uint64_t)GMVM_HOLD_REVOCABLE)
+		return refuse(vm, REFUSE_MALFORMED, GMVM_EINVAL);
+	st = check_buffer(vm, a->a0, a->a1);
+	if (st)
+		return st;
+	end = PAGE_UP(a->a0 + a->a1);
+	pthread_mutex_lock(&holds_lock);
+	for (i = 0; i < GMVM_CHK_MAX_HOLDS; i++) {
+		if (!holds[i].used) {
+			h = &holds[i];
+			/* reserve the slot; the pin is filled in below */
+			*h = (struct hold){ .used = true, .vm = vm };
+			break;
+		}
+	}
+	pthread_mutex_unlock(&holds_lock);
+	if (!h)
+		return refuse(vm, REFUSE_NO_SLOT, GMVM_ENOMEM);
+
+	atomic_fetch_add(&vm->device_pins, 1);
+	if (a->a2 & GMVM_HOLD_REVOCABLE)
+		ret = gm_pin_revocable(vm->store, start, end - start, 0,
+				       hold_revoke, h, &pin);
+	else
+		ret = gm_pin(vm->store, start, end - start, 0, &pin);
+	pthread_mutex_lock(&holds_lock);
+	h->pin = ret ? NULL : pin;
+	if (ret)
+		h->used = false;
+	pthread_mutex_unlock(&holds_lock);
+	if (ret) {
+		if (ret == -EFAULT)
+			return refuse(vm, REFUSE_PRIVATE, GMVM_EFAULT);
+		if (ret == -EBUSY)
+			return refuse(vm, REFUSE_BUSY, GMVM_EBUSY);
+		return refuse(vm, REFUSE_OTHER, ret);
+	}
+	return i;
+}
+
+static int32_t chk_release(struct vm *vm, const struct io_args *a, bool release)
+{
+	struct gm_pin *pin = NULL;
+	int32_t st;
+	struct hold *h;
+
+	if (a->a0 >= GMVM_CHK_MAX_HOLDS)
+		return refuse(vm, REFUSE_NO_SLOT, GMVM_ENOENT);
+	h = &holds[a->a0];
+	pthread_mutex_lock(&holds_lock);
+	if (!h->used || (!h->pin && !h->revoked)) {
+		/* free, or a HOLD still being set up by another vCPU */
+		pthread_mutex_unlock(&holds_lock);
+		return refuse(vm, REFUSE_NO_SLOT, GMVM_ENOENT);
+	}
+	st = h->revoked ? 0 : 1;
+	if (release) {
+		pin = h->pin;
+		st = h->revoked ? GMVM_ECANCELED : 0;
+		h->used = false;
+		h->pin = NULL;
+		h->revoked = false;
+	}
+	pthread_mutex_unlock(&holds_lock);
+	gm_unpin(pin);
+	return st;
+}
+
+static int32_t chk_request(struct vm *vm, struct vcpu *vcpu,
+			   const struct io_args *a)
+{
+	(void)vcpu;
+	atomic_fetch_add(&vm->device_requests, 1);
+	switch (a->op) {
+	case GMVM_CHK_CHECKSUM:
+		return chk_checksum(vm, a);
+	case GMVM_CHK_FILL:
+		return chk_fill(vm, a);
+	case GMVM_CHK_HOLD:
+		return chk_hold(vm, a);
+	case GMVM_CHK_RELEASE:
+		return chk_release(vm, a, true);
+	case GMVM_CHK_HELD:
+		return chk_release(vm, a, false);
+	default:
+		return refuse(vm, REFUSE_MALFORMED, GMVM_ENOSYS);
+	}
+}
+
+uint64_t chkdev_holds_active(void)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&holds_lock);
+	for (int i = 0; i < GMVM_CHK_MAX_HOLDS; i++)
+		n += holds[i].used && holds[i].pin;
+	pthread_mutex_unlock(&holds_lock);
+	return n;
+}
+
+void chkdev_fini(struct vm *vm)
+{
+	(void)vm;
+	for (int i = 0; i < GMVM_CHK_MAX_HOLDS; i++) {
+		struct gm_pin *pin;
+
+		pthread_mutex_lock(&holds_lock);
+		pin = holds[i].pin;
+		holds[i] = (struct hold){ 0 };
+		pthread_mutex_unlock(&holds_lock);
+		gm_unpin(pin);
+	}
+}
+
+static struct io_device chk_dev = {
+	.name = "chkdev",
+	.port = GMVM_PORT_CHKDEV,
+	.len = 4,
+	.request = chk_request,
+};
+
+void chkdev_init(void)
+{
+	bus_register(&chk_dev);
+}

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: MIT
+/*
+ * gmem-vm: a small reference VMM that runs KVM guests on gmem memory.
+ *
+ *   gmem-vm run GUEST.elf [--mem SIZE] [--vcpus N]
+ *           [--backing guest_memfd|memfd] [--init private|shared]
+ *           [--conversion inplace|destructive] [--json] [--quiet]
+ *
+ * Exit status: the guest's exit code; 120 if the guest crashed, 121 if the
+ * VMM failed, 122 on bad usage, 77 if /dev/kvm is absent.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: gmem-vm run GUEST.elf [options]\n"
+		"  --mem SIZE          guest memory, a multiple of 2M "
+		"(default 64M; suffixes K, M, G)\n"
+		"  --vcpus N           vCPUs, 1..%d (default 1)\n"
+		"  --backing KIND      guest_memfd or memfd (default: "
+		"guest_memfd where the kernel has it)\n"
+		"  --init STATE        private (default) or shared: the "
+		"state guest data starts in\n"
+		"  --conversion MODE   inplace (default) or destructive: "
+		"how conversions treat contents\n"
+		"  --json              print the closing report as JSON on "
+		"stdout (guest console on stderr)\n"
+		"  --quiet             no closing report\n"
+		"exit status: the guest's exit code; %d guest crash, %d VMM "
+		"error, %d usage, %d no /dev/kvm\n",
+		GMVM_MAX_VCPUS, GMVM_EXIT_CRASH, GMVM_EXIT_VMM, GMVM_EXIT_USAGE,
+		GMVM_EXIT_SKIP);
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *s == '-')
+		return -1;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		v <<= 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		v <<= 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		v <<= 30;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += *end == 'i' ? (end[1] == 'B' ? 2 : 1) : 1;
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int bad_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "gmem-vm: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n");
+	usage(stderr);
+	return GMVM_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "mem", required_argument, NULL, 'm' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "backing", required_argument, NULL, 'b' },
+		{ "init", required_argument, NULL, 'i' },
+		{ "conversion", required_argument, NULL, 'C' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct vm_opts opts = {
+		.mem_size = 64ull << 20,
+		.nr_vcpus = 1,
+		.backing = GM_BACKING_AUTO,
+		.init_private = true,
+		.conversion = CONV_INPLACE,
+	};
+	static struct vm vm;
+	unsigned int started = 0;
+	int opt, ret, code;
+	char *end;
+
+	if (argc >= 2 && (!strcmp(argv[1], "--help") ||
+			  !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc < 2 || strcmp(argv[1], "run"))
+		return bad_usage("expected a command: run", "");
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "m:c:b:i:C:jqh", longopts,
+				  NULL)) != -1) {
+		switch (opt) {
+		case 'm':
+			if (parse_size(optarg, &opts.mem_size) ||
+			    !opts.mem_size || opts.mem_size % (2ull << 20) ||
+			    opts.mem_size > (256ull << 30))
+				return bad_usage("--mem %s: want a multiple of "
+						 "2M, at most 256G",
+						 optarg);
+			break;
+		case 'c':
+			opts.nr_vcpus = (unsigned int)strtoul(optarg, &end, 10);
+			if (*end || !*optarg || opts.nr_vcpus < 1 ||
+			    opts.nr_vcpus > GMVM_MAX_VCPUS)
+				return bad_usage("--vcpus %s: want 1..16",
+						 optarg);
+			break;
+		case 'b':
+			if (!strcmp(optarg, "guest_memfd"))
+				opts.backing = GM_BACKING_GUEST_MEMFD;
+			else if (!strcmp(optarg, "memfd"))
+				opts.backing = GM_BACKING_MEMFD;
+			else
+				return bad_usage("--backing %s: want "
+						 "guest_memfd or memfd",
+						 optarg);
+			break;
+		case 'i':
+			if (!strcmp(optarg, "private"))
+				opts.init_private = true;
+			else if (!strcmp(optarg, "shared"))
+				opts.init_private = false;
+			else
+				return bad_usage("--init %s: want private or "
+						 "shared",
+						 optarg);
+			break;
+		case 'C':
+			if (!strcmp(optarg, "inplace"))
+				opts.conversion = CONV_INPLACE;
+			else if (!strcmp(optarg, "destructive"))
+				opts.conversion = CONV_DESTRUCTIVE;
+			else
+				return bad_usage("--conversion %s: want "
+						 "inplace or destructive",
+						 optarg);
+			break;
+		case 'j':
+			opts.json = true;
+			break;
+		case 'q':
+			opts.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return GMVM_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1)
+		return bad_usage("run: expected one GUEST.elf%s", "");
+	opts.guest = argv[optind];
+
+	if (access("/dev/kvm", F_OK) && errno == ENOENT) {
+		fprintf(stderr, "gmem-vm: /dev/kvm is absent: cannot run "
+				"guests here (skip)\n");
+		return GMVM_EXIT_SKIP;
+	}
+	bus_init();
+	ret = vm_create(&vm, &opts);
+	if (ret) {
+		vm_destroy(&vm);
+		return GMVM_EXIT_VMM;
+	}
+	if (!opts.quiet && !opts.json)
+		printf("gmem-vm: %s, %llu MiB on %s (init %s, conversion %s), "
+		       "%u vCPU%s\n",
+		       opts.guest, (unsigned long long)(opts.mem_size >> 20),
+		       gm_backing_name(vm.backing),
+		       opts.init_private ? "private" : "shared",
+		       opts.conversion == CONV_DESTRUCTIVE ? "destructive" :
+							     "in place",
+		       opts.nr_vcpus, opts.nr_vcpus > 1 ? "s" : "");
+	fflush(stdout);
+	gm_store_stats(vm.store, &vm.base);
+	vm.start_ns = now_ns();
+	for (unsigned int i = 0; i < opts.nr_vcpus; i++) {
+		if (cpu_start(&vm.vcpus[i])) {
+			vm_stop(&vm, GMVM_EXIT_VMM);
+			break;
+		}
+		started++;
+	}
+	for (unsigned int i = 0; i < started; i++)
+		pthread_join(vm.vcpus[i].thread, NULL);
+	vm.end_ns = now_ns();
+	if (!atomic_load(&vm.stopping)) {
+		fprintf(stderr, "gmem-vm: every vCPU finished without an exit "
+				"request\n");
+		atomic_store(&vm.crashed, true);
+		vm_stop(&vm, GMVM_EXIT_CRASH);
+	}
+	code = atomic_load(&vm.exit_code);
+	fflush(vm.console);
+	if (opts.json)
+		report_json(&vm, stdout);
+	else if (!opts.quiet)
+		report_print(&vm, stdout);
+	vm_destroy(&vm);
+	return code;
+}

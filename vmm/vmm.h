@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/* gmem-vm: the reference VMM's internal interfaces. */
+#ifndef GMVM_VMM_H
+#define GMVM_VMM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <linux/kvm.h>
+
+#include <gmem/gmem.h>
+
+#include "abi.h"
+
+#define GMVM_MAX_VCPUS 16
+/* the system region: boot info, GDT and TSS, page tables */
+#define SYS_REGION_END (2ull << 20)
+#define GDT_GPA 0x2000ull
+#define TSS_GPA 0x2800ull
+#define PT_GPA 0x3000ull
+#define GMVM_STACK_SIZE (64u << 10)
+
+/* Process exit codes of gmem-vm itself (guests should not use them). */
+#define GMVM_EXIT_SKIP 77 /* no /dev/kvm */
+#define GMVM_EXIT_CRASH 120 /* the guest crashed */
+#define GMVM_EXIT_VMM 121 /* the VMM failed to set up or run */
+#define GMVM_EXIT_USAGE 122 /* bad command line */
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned int index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread; /* for pthread_join, main thread only */
+	pthread_t self; /* set by the thread itself, before started */
+	bool joinable;
+	uint64_t entry;
+	uint64_t stack_top;
+	/* counters (this vCPU's thread only) */
+	atomic_bool started;
+	atomic_bool done; /* the guest said this vCPU is finished */
+	uint64_t exits;
+	uint64_t io_exits;
+};
+
+/* Why a request was refused (index into vm.refused). */
+enum refuse_reason {
+	REFUSE_MALFORMED, /* unknown op, bad state, bad flags, reserved bits */
+	REFUSE_MISALIGNED, /* gpa or len not page-aligned, len 0 */
+	REFUSE_OVERFLOW, /* gpa + len wraps */
+	REFUSE_OUT_OF_RANGE, /* past the end of guest memory */
+	REFUSE_PROTECTED, /* overlaps a hypervisor-visible or device range */
+	REFUSE_BUSY, /* pinned by a device */
+	REFUSE_PRIVATE, /* a device buffer holds private pages */
+	REFUSE_POLICY, /* the VMM's conversion policy forbids it */
+	REFUSE_TOO_BIG, /* above an op's length limit */
+	REFUSE_NO_SLOT, /* device out of hold slots, no such handle */
+	REFUSE_UNKNOWN_PORT, /* access to a port no device claims */
+	REFUSE_OTHER, /* the library refused for another reason */
+	REFUSE_NR,
+};
+
+extern const char *const refuse_names[REFUSE_NR];
+
+/* What the VMM tried to read of guest memory (debug peeks), for the report. */
+#define GMVM_MAX_PEEKS 16
+struct peek_record {
+	uint64_t gpa;
+	uint64_t len;
+	int status;
+	char preview[48]; /* printable copy of what was read */
+};
+
+struct range {
+	uint64_t start, end; /* bytes, [start, end) */
+	const char *what;
+};
+
+#define GMVM_MAX_RANGES 16
+
+enum conv_mode { CONV_INPLACE = 0, CONV_DESTRUCTIVE };
+
+struct vm_opts {
+	const char *guest;
+	uint64_t mem_size;
+	unsigned int nr_vcpus;
+	enum gm_backing backing; /* AUTO, GUEST_MEMFD or MEMFD */
+	bool init_private;
+	enum conv_mode conversion;
+	bool json;
+	bool quiet;
+};
+
+struct vm {
+	struct vm_opts opts;
+	int kvm_fd;
+	int vm_fd;
+	size_t run_size;
+	struct gm_store *store;
+	enum gm_backing backing;
+	struct kvm_cpuid2 *cpuid;
+	uint64_t tsc_khz;
+
+	/* layout */
+	uint64_t image_start, image_end, entry;
+	uint64_t pt_start, pt_end;
+	uint64_t stacks_start, stacks_end;
+	uint64_t heap_start, heap_end;
+	/* ranges the guest may not convert: hypervisor-visible and devices */
+	struct range protected[GMVM_MAX_RANGES];
+	unsigned int nr_protected;
+
+	struct vcpu vcpus[GMVM_MAX_VCPUS];
+	atomic_bool stopping;
+	atomic_int exit_code; /* valid once stopping */
+	atomic_bool crashed;
+	pthread_mutex_t report_lock;
+	FILE *console; /* stdout, or stderr with --json */
+
+	/* stats: the VMM's own counters (the library counts conversions) */
+	atomic_ullong memctl_requests;
+	atomic_ullong memctl_ok;
+	atomic_ullong convert_requests; /* CONVERT requests from the guest */
+	atomic_ullong convert_ok;
+	atomic_ullong
+		convert_wall_ns; /* time in memctl CONVERT, all outcomes */
+	struct gm_stats base; /* library stats when the guest started */
+	atomic_ullong refused[REFUSE_NR];
+	atomic_ullong device_requests;
+	atomic_ullong device_pins;
+	atomic_ullong device_revoked;
+	atomic_ullong console_bytes;
+	atomic_ullong exits;
+	uint64_t start_ns, end_ns;
+
+	pthread_mutex_t peek_lock;
+	struct peek_record peeks[GMVM_MAX_PEEKS];
+	unsigned int nr_peeks;
+	uint64_t peeks_ok, peeks_refused;
+};
+
+/* vm.c */
+int vm_create(struct vm *vm, const struct vm_opts *opts);
+void vm_destroy(struct vm *vm);
+int vm_add_protected(struct vm *vm, uint64_t start, uint64_t end,
+		     const char *what);
+const struct range *vm_protected_overlap(struct vm *vm, uint64_t start,
+					 uint64_t end);
+/* Stop every vCPU with this exit code (the first caller wins). */
+void vm_stop(struct vm *vm, int code);
+uint64_t now_ns(void);
+
+/* loader.c: load the ELF image; fills image_*, entry. */
+int loader_load_elf(struct vm *vm, const char *path);
+/* Copy bytes into guest memory at set-up time (pages must be shared). */
+int loader_write(struct vm *vm, uint64_t gpa, const void *buf, size_t len);
+
+/* pagetable.c: identity map of all guest memory at vm->pt_start. */
+int pagetable_build(struct vm *vm);
+uint64_t pagetable_size(uint64_t mem_size);
+
+/* cpu.c */
+int cpu_init(struct vm *vm, unsigned int index);
+int cpu_start(struct vcpu *vcpu);
+void cpu_kick_all(struct vm *vm);
+void cpu_dump(struct vcpu *vcpu, const char *why, FILE *out);
+
+/* bus.c: port I/O dispatch */
+struct io_req {
+	struct vcpu *vcpu;
+	uint16_t port;
+	bool in; /* guest reads (in): the device fills *val */
+	uint8_t size;
+	uint32_t *val;
+};
+
+/* Register arguments of an `in` request (RDI, RSI, RCX, R8, R9, R10). */
+struct io_args {
+	uint64_t op, a0, a1, a2, a3, a4;
+};
+
+struct io_device {
+	const char *name;
+	uint16_t port;
+	uint16_t len;
+	/* a request: returns the status placed in EAX for `in` */
+	int32_t (*request)(struct vm *vm, struct vcpu *vcpu,
+			   const struct io_args *args);
+	/* a plain value access (out, or in without register arguments) */
+	void (*access)(struct vm *vm, struct io_req *req);
+	uint64_t count; /* requests (atomic) */
+};
+
+void bus_register(struct io_device *dev);
+/* Handle one port access. Never fails: unknown ports are refused. */
+void bus_io(struct vm *vm, struct io_req *req);
+void bus_init(void);
+void bus_report(FILE *out, bool json);
+
+/* refusal bookkeeping shared by the devices */
+int32_t refuse(struct vm *vm, enum refuse_reason why, int32_t status);
+/*
+ * Validate a guest range [gpa, gpa + len) against guest memory: aligned
+ * to pages if `aligned`, non-empty, no wrap, inside the store. 0 or a
+ * refused status.
+ */
+int32_t check_guest_range(struct vm *vm, uint64_t gpa, uint64_t len,
+			  bool aligned);
+
+/* devices */
+void console_init(void);
+void exit_dev_init(void);
+void memctl_init(void);
+void chkdev_init(void);
+void chkdev_fini(struct vm *vm);
+void debug_init(void);
+uint64_t chkdev_holds_active(void);
+
+/* report.c */
+void report_print(struct vm *vm, FILE *out);
+void report_json(struct vm *vm, FILE *out);
+
+uint64_t fnv1a64(const void *buf, size_t len, uint64_t h);
+#define FNV1A64_INIT 0xcbf29ce484222325ull
+
+#endif /* GMVM_VMM_H */
