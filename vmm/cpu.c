@@ -123,7 +123,7 @@ static int cpu_set_state(struct vcpu *vcpu)
 	};
 	struct kvm_segment tr = {
 		.base = TSS_GPA,
-		.limit = 0x67,
+		.limit = TSS_LIMIT,
 		.selector = 0x30,
 		.type = 11, /* 64-bit TSS, busy */
 		.present = 1,

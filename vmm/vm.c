@@ -5,8 +5,8 @@
  *
  * Guest memory layout (gpa = store offset, one memslot at gpa 0):
  *   [0, 2 MiB)           system region, hypervisor-visible and shared:
- *                        boot info (0x1000), GDT/TSS (0x2000), page tables
- *                        (from 0x3000)
+ *                        boot info (0x1000), GDT (0x2000), TSS with an I/O
+ *                        bitmap (0x3000), page tables (from 0x6000)
  *   [image]              the ELF image: read-only/executable segments are
  *                        hypervisor-visible and shared; writable segments
  *                        start in the --init state
@@ -203,10 +203,27 @@ static int gdt_build(struct vm *vm)
 	uint64_t tss = TSS_GPA;
 
 	/* 0x30: 64-bit TSS descriptor (two slots) at TSS_GPA */
-	gdt[6] = 0x67 | ((tss & 0xffffff) << 16) | (0x89ull << 40) |
+	static uint8_t tss_page[TSS_LIMIT + 1];
+	int ret;
+
+	gdt[6] = (TSS_LIMIT & 0xffff) | ((tss & 0xffffff) << 16) |
+		 (0x89ull << 40) | ((uint64_t)(TSS_LIMIT >> 16) << 48) |
 		 (((tss >> 24) & 0xff) << 56);
 	gdt[7] = tss >> 32;
-	return loader_write(vm, GDT_GPA, gdt, sizeof(gdt));
+	ret = loader_write(vm, GDT_GPA, gdt, sizeof(gdt));
+	if (ret)
+		return ret;
+	/*
+	 * The TSS's I/O permission bitmap allows every port. RFLAGS.IOPL = 3
+	 * already does at CPL3, but a host that runs CPL3 guest code natively
+	 * (PVM) cannot leave IOPL = 3 in the hardware flags and falls back to
+	 * the bitmap when it emulates the port access.
+	 */
+	memset(tss_page, 0, sizeof(tss_page));
+	tss_page[0x66] = TSS_IOMAP_OFF & 0xff;
+	tss_page[0x67] = TSS_IOMAP_OFF >> 8;
+	tss_page[TSS_LIMIT] = 0xff;
+	return loader_write(vm, TSS_GPA, tss_page, sizeof(tss_page));
 }
 
 static int boot_info_write(struct vm *vm)

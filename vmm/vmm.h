@@ -19,8 +19,11 @@
 /* the system region: boot info, GDT and TSS, page tables */
 #define SYS_REGION_END (2ull << 20)
 #define GDT_GPA 0x2000ull
-#define TSS_GPA 0x2800ull
-#define PT_GPA 0x3000ull
+#define TSS_GPA 0x3000ull
+/* a 104-byte TSS, an I/O bitmap of 8192 bytes allowing every port, 0xff */
+#define TSS_IOMAP_OFF 0x68u
+#define TSS_LIMIT (TSS_IOMAP_OFF + 8192u)
+#define PT_GPA 0x6000ull
 #define GMVM_STACK_SIZE (64u << 10)
 
 /* Process exit codes of gmem-vm itself (guests should not use them). */
