@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build check check-asan check-tsan demo install clean format check-format
+.PHONY: all deps build check check-asan check-tsan demo install clean format check-format bench fuzz
 
 all: build
 
@@ -39,6 +39,26 @@ demo: build
 
 install: build
 	cmake --install $(BUILD)
+
+# Benchmarks against the physical floor (docs/performance.md): an optimised
+# build in build-bench/, results in $(BUILD)/bench/results.json, then
+# bench/check fails if a target is missed. QUICK=1: under three minutes.
+BENCH_BUILD ?= build-bench
+bench: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target bench-all
+	mkdir -p $(BUILD)/bench
+	$(BENCH_BUILD)/bench/gmem-bench $(if $(QUICK),--quick) \
+		--out $(BUILD)/bench/results.json
+	bench/check $(BUILD)/bench/results.json
+
+# libFuzzer targets (clang) in build-fuzz/, each run for FUZZ_SECONDS.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGMEM_FUZZ=ON $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz-all
+	fuzz/run.sh $(FUZZ_BUILD)/fuzz $(FUZZ_SECONDS)
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i

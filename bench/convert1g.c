@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Conversion of 1 GiB against the system calls that are its physical floor.
+ *
+ * "The same work": a 1 GiB store whose pages are all populated (written)
+ * and open in the host view (shared, read/write), against a second store
+ * of the same size and backing (so the same kind of object: guest_memfd or
+ * memfd, mapped once the same way) whose view the floor uses directly,
+ * bypassing the library, populated the same way. Then:
+ *   - in place to private    vs mprotect(PROT_NONE) of the 1 GiB mapping;
+ *   - in place to shared     vs mprotect(PROT_READ|PROT_WRITE) of it;
+ *   - destructive to private vs fallocate(PUNCH_HOLE) of the populated,
+ *     mapped 1 GiB (the conversion also closes the view: mprotect + punch);
+ *   - destructive to shared (pages populated while shared, then made
+ *     private in place, untimed) vs the same punch.
+ * Repetitions alternate ours and the floor; medians are reported.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <gmem/gmem.h>
+
+#include "bench.h"
+
+#define SZ GiB
+
+static struct gm_store *make_store(void)
+{
+	struct gm_store_opts o = {
+		.sz = sizeof(o),
+		.size = SZ,
+		.backing = GM_BACKING_AUTO,
+		.vm_fd = -1,
+		.flags = GM_STORE_INIT_SHARED,
+	};
+	struct gm_store *s;
+	int ret = gm_store_create(&o, &s);
+
+	if (ret)
+		die("gm_store_create 1 GiB: %s (%s)", gm_strerror(ret),
+		    gm_last_error());
+	return s;
+}
+
+/* Write every page (allocating it if it is a hole). */
+static void populate(uint8_t *p, uint8_t v)
+{
+	for (uint64_t off = 0; off < SZ; off += 4096)
+		p[off] = v;
+}
+
+static void convert(struct gm_store *s, enum gm_attr to, unsigned int flags)
+{
+	int ret = gm_convert(s, 0, SZ, to, flags);
+
+	if (ret)
+		die("gm_convert 1 GiB: %s (%s)", gm_strerror(ret),
+		    gm_last_error());
+}
+
+static double t_convert(struct gm_store *s, enum gm_attr to, unsigned int flags)
+{
+	uint64_t t0 = now_ns();
+
+	convert(s, to, flags);
+	return (now_ns() - t0) / 1e6;
+}
+
+static double t_mprotect(void *p, int prot)
+{
+	uint64_t t0 = now_ns();
+
+	if (mprotect(p, SZ, prot))
+		die("mprotect 1 GiB: %s", strerror(errno));
+	return (now_ns() - t0) / 1e6;
+}
+
+static double t_punch(int fd)
+{
+	uint64_t t0 = now_ns();
+
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, SZ))
+		die("fallocate(PUNCH_HOLE) 1 GiB: %s", strerror(errno));
+	return (now_ns() - t0) / 1e6;
+}
+
+static void add(const char *id, const char *what, double *ours,
+		const char *floor_what, double *floor, int n, enum gm_backing b)
+{
+	struct row r = {
+		.id = id, .what = what, .unit = "ms", .floor_what = floor_what
+	};
+
+	r.ours = median(ours, n);
+	r.floor = median(floor, n);
+	row_extra(&r, "reps", n);
+	row_extra(&r, "guest_memfd", b == GM_BACKING_GUEST_MEMFD);
+	row_add(&r);
+}
+
+void bench_convert_1g(void)
+{
+	struct gm_store *s = make_store(), *f = make_store();
+	int n = cfg.reps, ffd = gm_store_fd(f);
+	double op[n], fp[n], os[n], fs[n], odp[n], fdp[n], ods[n], fds[n];
+	enum gm_backing b = gm_store_backing(s);
+	uint8_t *v = gm_view_base(s), *fm;
+
+	note("1 GiB stores on %s", gm_backing_name(b));
+	/*
+	 * The floor works on the second store's own view, bypassing the
+	 * library: the same kind of fd, mapped once, the same way.
+	 */
+	fm = gm_view_base(f);
+
+	/* In place: populated once, each rep re-touches every page. */
+	for (int i = 0; i < n; i++) {
+		populate(v, i);
+		populate(fm, i);
+		if (i % 2) {
+			op[i] = t_convert(s, GM_ATTR_PRIVATE, 0);
+			fp[i] = t_mprotect(fm, PROT_NONE);
+			os[i] = t_convert(s, GM_ATTR_SHARED, 0);
+			fs[i] = t_mprotect(fm, PROT_READ | PROT_WRITE);
+		} else {
+			fp[i] = t_mprotect(fm, PROT_NONE);
+			op[i] = t_convert(s, GM_ATTR_PRIVATE, 0);
+			fs[i] = t_mprotect(fm, PROT_READ | PROT_WRITE);
+			os[i] = t_convert(s, GM_ATTR_SHARED, 0);
+		}
+	}
+	add("convert1g.inplace.to_private",
+	    "1 GiB in place to private (populated, view open)", op,
+	    "mprotect(PROT_NONE) 1 GiB populated", fp, n, b);
+	add("convert1g.inplace.to_shared", "1 GiB in place to shared", os,
+	    "mprotect(PROT_READ|WRITE) 1 GiB", fs, n, b);
+
+	/* Destructive: every rep populates 1 GiB afresh. */
+	for (int i = 0; i < n; i++) {
+		populate(v, 0x5a);
+		populate(fm, 0x5a);
+		if (i % 2) {
+			odp[i] = t_convert(s, GM_ATTR_PRIVATE,
+					   GM_CONVERT_DESTRUCTIVE);
+			fdp[i] = t_punch(ffd);
+		} else {
+			fdp[i] = t_punch(ffd);
+			odp[i] = t_convert(s, GM_ATTR_PRIVATE,
+					   GM_CONVERT_DESTRUCTIVE);
+		}
+		convert(s, GM_ATTR_SHARED, 0);
+		populate(v, 0xa5);
+		populate(fm, 0xa5);
+		convert(s, GM_ATTR_PRIVATE, 0);
+		if (i % 2) {
+			ods[i] = t_convert(s, GM_ATTR_SHARED,
+					   GM_CONVERT_DESTRUCTIVE);
+			fds[i] = t_punch(ffd);
+		} else {
+			fds[i] = t_punch(ffd);
+			ods[i] = t_convert(s, GM_ATTR_SHARED,
+					   GM_CONVERT_DESTRUCTIVE);
+		}
+		if (v[4096 * 7] != 0)
+			die("destructive conversion left old contents");
+	}
+	add("convert1g.destructive.to_private",
+	    "1 GiB destructive to private (populated)", odp,
+	    "fallocate(PUNCH_HOLE) 1 GiB populated", fdp, n, b);
+	add("convert1g.destructive.to_shared",
+	    "1 GiB destructive to shared (populated)", ods,
+	    "fallocate(PUNCH_HOLE) 1 GiB populated", fds, n, b);
+
+	gm_store_destroy(f);
+	gm_store_destroy(s);
+}
