@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the store tests (cmocka).
+ *
+ * A test executable registered with BACKINGS (tests/store.cmake) gets the
+ * backing name as argv[1]: "guest_memfd" or "memfd". tu_init() parses it;
+ * tu_store() and friends create stores with that backing. The guest_memfd
+ * run is skipped (exit 77) only where /dev/kvm is absent; where it exists,
+ * a store that cannot be created is a test failure.
+ */
+#ifndef GMEM_TEST_UTIL_H
+#define GMEM_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <gmem/gmem.h>
+
+#define PG GM_PAGE_SIZE
+
+/* The backing under test, from argv[1]. */
+extern enum gm_backing tu_backing;
+extern const char *tu_backing_str;
+
+/*
+ * Parse argv: argv[1] is "guest_memfd" or "memfd" (default: memfd). Exits
+ * 77 (skip) if guest_memfd is asked and /dev/kvm is absent, 2 on bad use.
+ * Prints the backing and the test name on stderr.
+ */
+void tu_init(int argc, char **argv, const char *name);
+
+/* A cmocka group name: "<name>.<backing>". */
+const char *tu_group(const char *name);
+
+/* Options for a store of the backing under test (vm_fd = -1). */
+void tu_opts(struct gm_store_opts *o, uint64_t size, unsigned int flags);
+
+/* Create a store of the backing under test; asserts success. */
+struct gm_store *tu_store(uint64_t size, unsigned int flags);
+/* Create a store from o (backing filled in by the caller); asserts. */
+struct gm_store *tu_store_with(const struct gm_store_opts *o);
+
+/* Random numbers: xorshift64*, fixed seeds. */
+uint64_t tu_rand(uint64_t *state);
+/* A seed: GM_TEST_SEED from the environment, else def; printed. */
+uint64_t tu_seed(const char *what, uint64_t def);
+
+/* The pattern byte at absolute store offset off for seed (never 0). */
+uint8_t tu_pat_byte(uint64_t off, uint32_t seed);
+void tu_pat_fill(void *buf, size_t len, uint64_t off, uint32_t seed);
+/* Index of the first byte not matching the pattern, or len. */
+size_t tu_pat_check(const void *buf, size_t len, uint64_t off, uint32_t seed);
+/* Index of the first non-zero byte, or len. */
+size_t tu_zero_check(const void *buf, size_t len);
+
+/*
+ * Touch addr (read; with write, read and write back the same byte) with
+ * SIGSEGV and SIGBUS caught. 0 if the access worked, else the signal.
+ */
+int tu_probe(void *addr, bool write);
+
+/* Resident set size of this process in KiB. */
+long tu_rss_kib(void);
+/* Lines of /proc/self/maps (mappings of this process). */
+long tu_maps_count(void);
+
+/*
+ * Per-page states by iterating gm_extent_at over the whole store (out has
+ * size / PG entries), asserting that the extents tile the store, are
+ * maximal and number gm_extent_count().
+ */
+void tu_attrs(struct gm_store *s, uint8_t *out);
+/* Convert pages so that page i has state want[i] (in place); asserts. */
+void tu_apply(struct gm_store *s, const uint8_t *want, uint64_t npages);
+/* Assert every page has state want[i]. */
+void tu_expect_attrs(struct gm_store *s, const uint8_t *want, uint64_t npages);
+
+void tu_stats(struct gm_store *s, struct gm_stats *st);
+
+/* A raw MAP_SHARED read/write mapping of the store's fd, test-side. */
+void *tu_raw_map(struct gm_store *s);
+void tu_raw_unmap(struct gm_store *s, void *p);
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+uint64_t tu_now_ms(void);
+
+#endif /* GMEM_TEST_UTIL_H */

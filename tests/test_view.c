@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The host view: private pages fault when touched, shared pages are
+ * read/write (eager) or after gm_view_open (lazy), lazy conversions of
+ * untouched ranges need no mprotect, hypervisor-visible ranges stay mapped
+ * while private (but the access calls still refuse them), the view budget
+ * is respected, and the 4 GiB alternating-page VMA test.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+/* Touch addr in a child process; the child's fate: 0 or the signal. */
+static int child_touch(void *addr)
+{
+	pid_t pid;
+	int status;
+
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		signal(SIGSEGV, SIG_DFL);
+		signal(SIGBUS, SIG_DFL);
+		(void)*(volatile uint8_t *)addr;
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status))
+		return WTERMSIG(status);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status) ? -1 : 0;
+}
+
+static void test_private_faults(void **state)
+{
+	const uint64_t n = 8;
+	struct gm_store *s = tu_store(n * PG, 0);
+	uint8_t *v = gm_view_base(s);
+
+	assert_non_null(v);
+	/* All private: every page faults, in a child and in process. */
+	assert_int_equal(child_touch(v + 3 * PG + 17), SIGSEGV);
+	for (uint64_t i = 0; i < n; i++) {
+		assert_int_equal(tu_probe(v + i * PG, false), SIGSEGV);
+		assert_int_equal(tu_probe(v + i * PG + PG - 1, true), SIGSEGV);
+	}
+	/* Shared (eager): read/write through the view. */
+	assert_int_equal(gm_convert(s, 2 * PG, 2 * PG, GM_ATTR_SHARED, 0), 0);
+	assert_int_equal(child_touch(v + 3 * PG + 17), 0);
+	assert_int_equal(tu_probe(v + 2 * PG, true), 0);
+	assert_int_equal(tu_probe(v + 4 * PG - 1, true), 0);
+	assert_int_equal(tu_probe(v + 4 * PG, false), SIGSEGV);
+	assert_int_equal(tu_probe(v + 2 * PG - 1, false), SIGSEGV);
+	assert_int_equal(gm_view_is_open(s, 2 * PG, 2 * PG), 1);
+	assert_int_equal(gm_view_is_open(s, PG, 2 * PG), 0);
+	memcpy(v + 2 * PG + 100, "hello", 5);
+	{
+		char b[5];
+
+		assert_int_equal(gm_read(s, 2 * PG + 100, b, 5), 0);
+		assert_memory_equal(b, "hello", 5);
+		assert_int_equal(gm_write(s, 3 * PG, "world", 5), 0);
+		assert_memory_equal(v + 3 * PG, "world", 5);
+	}
+	/* Back to private: the old pointer faults again (not a pin). */
+	assert_int_equal(gm_convert(s, 2 * PG, 2 * PG, GM_ATTR_PRIVATE, 0), 0);
+	assert_int_equal(tu_probe(v + 2 * PG + 100, false), SIGSEGV);
+	assert_int_equal(tu_probe(v + 3 * PG, false), SIGSEGV);
+	assert_int_equal(child_touch(v + 3 * PG), SIGSEGV);
+	assert_int_equal(gm_view_is_open(s, 2 * PG, PG), 0);
+	/* gm_view_open refuses private pages. */
+	assert_int_equal(gm_view_open(s, 2 * PG, PG), -EFAULT);
+	assert_int_equal(gm_view_open(s, 1, PG), -EINVAL);
+	assert_int_equal(gm_view_open(s, 0, (n + 1) * PG), -ERANGE);
+	gm_store_destroy(s);
+}
+
+static void test_lazy(void **state)
+{
+	const uint64_t n = 16;
+	struct gm_store *s = tu_store(n * PG, GM_STORE_VIEW_LAZY);
+	uint8_t *v = gm_view_base(s);
+	struct gm_stats a, b;
+	uint8_t buf[8];
+
+	tu_stats(s, &a);
+	/* Never touched by the host: no mprotect either way. */
+	for (int k = 0; k < 10; k++) {
+		assert_int_equal(gm_convert(s, 0, n * PG, GM_ATTR_SHARED, 0),
+				 0);
+		assert_int_equal(gm_convert(s, 4 * PG, 4 * PG, GM_ATTR_PRIVATE,
+					    k & 1 ? GM_CONVERT_DESTRUCTIVE : 0),
+				 0);
+		assert_int_equal(gm_convert(s, 0, n * PG, GM_ATTR_PRIVATE, 0),
+				 0);
+	}
+	tu_stats(s, &b);
+	assert_int_equal(b.view_mprotects, a.view_mprotects);
+
+	/* Shared but not opened: the view faults, the API works. */
+	assert_int_equal(gm_convert(s, 0, 8 * PG, GM_ATTR_SHARED, 0), 0);
+	assert_int_equal(gm_view_is_open(s, 0, PG), 0);
+	assert_int_equal(tu_probe(v, false), SIGSEGV);
+	assert_int_equal(gm_view_open(s, 0, 2 * PG), 0);
+	assert_int_equal(gm_view_is_open(s, 0, 2 * PG), 1);
+	assert_int_equal(tu_probe(v, true), 0);
+	assert_int_equal(tu_probe(v + 2 * PG - 1, true), 0);
+	/* First host access through the API opens the page. */
+	assert_int_equal(gm_view_is_open(s, 5 * PG, PG), 0);
+	assert_int_equal(gm_read(s, 5 * PG + 8, buf, sizeof(buf)), 0);
+	assert_int_equal(gm_view_is_open(s, 5 * PG, PG), 1);
+	assert_int_equal(tu_probe(v + 5 * PG, true), 0);
+	/* Closed again by a conversion to private. */
+	assert_int_equal(gm_convert(s, 0, 8 * PG, GM_ATTR_PRIVATE, 0), 0);
+	assert_int_equal(tu_probe(v, false), SIGSEGV);
+	assert_int_equal(tu_probe(v + 5 * PG, false), SIGSEGV);
+	gm_store_destroy(s);
+}
+
+static void test_hv_visible(void **state)
+{
+	const uint64_t n = 16;
+
+	for (int lazy = 0; lazy < 2; lazy++) {
+		struct gm_store *s = tu_store(
+			n * PG,
+			GM_STORE_INIT_SHARED | (lazy ? GM_STORE_VIEW_LAZY : 0));
+		uint8_t *v = gm_view_base(s), buf[4];
+
+		assert_int_equal(gm_hv_visible_overlaps(s, 0, n * PG), 0);
+		assert_int_equal(gm_hv_visible_add(s, 4 * PG, 2 * PG), 0);
+		assert_int_equal(gm_hv_visible_add(s, 10 * PG, PG), 0);
+		assert_int_equal(gm_hv_visible_overlaps(s, 0, n * PG), 1);
+		assert_int_equal(gm_hv_visible_overlaps(s, 5 * PG + 7, 1), 1);
+		assert_int_equal(gm_hv_visible_overlaps(s, 6 * PG, 4 * PG), 0);
+		assert_int_equal(gm_hv_visible_overlaps(s, 9 * PG, 2 * PG), 1);
+		assert_int_equal(gm_hv_visible_add(s, 1, PG), -EINVAL);
+		assert_int_equal(gm_hv_visible_add(s, n * PG, PG), -ERANGE);
+
+		memcpy(v + 4 * PG, "pgtable", 7);
+		assert_int_equal(gm_convert(s, 0, n * PG, GM_ATTR_PRIVATE, 0),
+				 0);
+		/* Mapped for KVM: the view still reads and writes them. */
+		assert_int_equal(tu_probe(v + 4 * PG, true), 0);
+		assert_int_equal(tu_probe(v + 6 * PG - 1, true), 0);
+		assert_int_equal(tu_probe(v + 10 * PG, true), 0);
+		assert_memory_equal(v + 4 * PG, "pgtable", 7);
+		assert_int_equal(gm_view_is_open(s, 4 * PG, 2 * PG), 1);
+		/* The rest faults. */
+		assert_int_equal(tu_probe(v + 3 * PG, false), SIGSEGV);
+		assert_int_equal(tu_probe(v + 6 * PG, false), SIGSEGV);
+		assert_int_equal(tu_probe(v + 11 * PG, false), SIGSEGV);
+		/* The access calls still refuse private pages there. */
+		assert_int_equal(gm_read(s, 4 * PG, buf, 4), -EFAULT);
+		assert_int_equal(gm_write(s, 10 * PG, buf, 4), -EFAULT);
+		{
+			struct gm_pin *p;
+
+			assert_int_equal(gm_pin(s, 4 * PG, PG, 0, &p), -EFAULT);
+		}
+		/* Destructive round trip zeroes them too. */
+		assert_int_equal(gm_convert(s, 4 * PG, 2 * PG, GM_ATTR_SHARED,
+					    GM_CONVERT_DESTRUCTIVE),
+				 0);
+		assert_int_equal(gm_read(s, 4 * PG, buf, 4), 0);
+		assert_int_equal(tu_zero_check(buf, 4), 4);
+		assert_int_equal(tu_zero_check(v + 4 * PG, 2 * PG), 2 * PG);
+		gm_store_destroy(s);
+	}
+}
+
+static void test_budget(void **state)
+{
+	const uint64_t n = 64;
+	struct gm_store_opts o;
+	struct gm_store *s;
+	uint8_t *v, b[PG];
+
+	tu_opts(&o, n * PG, 0);
+	o.view_budget = 8;
+	s = tu_store_with(&o);
+	v = gm_view_base(s);
+	/* Every other page shared: 64 runs, far more than the budget. */
+	for (uint64_t i = 1; i < n; i += 2)
+		assert_int_equal(gm_convert(s, i * PG, PG, GM_ATTR_SHARED, 0),
+				 0);
+	assert_true(gm_view_extent_count(s) <= 8);
+	for (uint64_t i = 0; i < n; i++) {
+		int open = gm_view_is_open(s, i * PG, PG);
+
+		memset(b, (int)i, sizeof(b));
+		if (i & 1) {
+			assert_int_equal(gm_write(s, i * PG, b, PG), 0);
+			assert_int_equal(tu_probe(v + i * PG, false),
+					 open ? 0 : SIGSEGV);
+		} else {
+			assert_int_equal(open, 0);
+			assert_int_equal(gm_write(s, i * PG, b, PG), -EFAULT);
+			assert_int_equal(tu_probe(v + i * PG, false), SIGSEGV);
+		}
+	}
+	for (uint64_t i = 1; i < n; i += 2) {
+		memset(b, 0, sizeof(b));
+		assert_int_equal(gm_read(s, i * PG, b, PG), 0);
+		for (size_t k = 0; k < PG; k++)
+			assert_int_equal(b[k], (uint8_t)i);
+	}
+	assert_true(gm_view_extent_count(s) <= 8);
+	/* Opening what cannot fit: -ENOSPC, still reachable by gm_read. */
+	{
+		int r = 0;
+
+		for (uint64_t i = 1; i < n && !r; i += 2)
+			r = gm_view_open(s, i * PG, PG);
+		assert_int_equal(r, -ENOSPC);
+		assert_true(strlen(gm_last_error()) > 0);
+	}
+	assert_true(gm_view_extent_count(s) <= 8);
+	gm_store_destroy(s);
+}
+
+/* ---- the 4 GiB alternating pattern ---- */
+
+static void vma_check(struct gm_store *s, uint64_t npages, int shared_parity)
+{
+	uint64_t maps = tu_maps_count(), ve = gm_view_extent_count(s);
+	struct gm_stats st;
+	uint8_t b[64];
+
+	fprintf(stderr,
+		"  maps %llu, view extents %llu, attribute extents %llu\n",
+		(unsigned long long)maps, (unsigned long long)ve,
+		(unsigned long long)gm_extent_count(s));
+	assert_true(maps < 65530);
+	assert_true(ve <= GM_VIEW_BUDGET_DEFAULT);
+	assert_int_equal(gm_extent_count(s), npages);
+	tu_stats(s, &st);
+	assert_int_equal(st.shared_pages, npages / 2);
+	assert_int_equal(st.private_pages, npages / 2);
+	for (uint64_t i = 0; i < npages;
+	     i += (i < 4 || i + 4 >= npages) ? 1 : 97) {
+		bool shared = (int)(i & 1) == shared_parity;
+		uint64_t off = i * PG + (i % 7) * 64;
+		int ret;
+
+		memset(b, (int)(i * 13 + 1), sizeof(b));
+		ret = gm_write(s, off, b, sizeof(b));
+		if (ret != (shared ? 0 : -EFAULT))
+			fail_msg("page %llu (%s): gm_write %d",
+				 (unsigned long long)i,
+				 shared ? "shared" : "private", ret);
+		memset(b, 0, sizeof(b));
+		ret = gm_read(s, off, b, sizeof(b));
+		assert_int_equal(ret, shared ? 0 : -EFAULT);
+		for (size_t k = 0; k < sizeof(b); k++)
+			assert_int_equal(b[k],
+					 shared ? (uint8_t)(i * 13 + 1) : 0);
+	}
+	/* A read across a private page fails. */
+	assert_int_equal(gm_read(s, PG * 10 + PG - 8, b, 16), -EFAULT);
+}
+
+static void test_vma_4g(void **state)
+{
+	const uint64_t size = 4ULL << 30, npages = size / PG;
+	uint64_t t0 = tu_now_ms();
+	long maps0 = tu_maps_count();
+
+	/* Start private, make every odd page shared. */
+	{
+		struct gm_store *s = tu_store(size, 0);
+
+		for (uint64_t i = 1; i < npages; i += 2) {
+			int ret = gm_convert(s, i * PG, PG, GM_ATTR_SHARED, 0);
+
+			if (ret)
+				fail_msg("page %llu: %d (%s)",
+					 (unsigned long long)i, ret,
+					 gm_last_error());
+		}
+		fprintf(stderr, "4 GiB, private -> odd pages shared: %llu ms\n",
+			(unsigned long long)(tu_now_ms() - t0));
+		vma_check(s, npages, 1);
+		gm_store_destroy(s);
+	}
+	/* Start shared, make every odd page private. */
+	t0 = tu_now_ms();
+	{
+		struct gm_store *s = tu_store(size, GM_STORE_INIT_SHARED);
+
+		for (uint64_t i = 1; i < npages; i += 2) {
+			int ret = gm_convert(s, i * PG, PG, GM_ATTR_PRIVATE, 0);
+
+			if (ret)
+				fail_msg("page %llu: %d (%s)",
+					 (unsigned long long)i, ret,
+					 gm_last_error());
+		}
+		fprintf(stderr, "4 GiB, shared -> odd pages private: %llu ms\n",
+			(unsigned long long)(tu_now_ms() - t0));
+		vma_check(s, npages, 0);
+		/* And back: one conversion of the whole store. */
+		assert_int_equal(gm_convert(s, 0, size, GM_ATTR_SHARED, 0), 0);
+		assert_int_equal(gm_extent_count(s), 1);
+		assert_true(tu_maps_count() < 65530);
+		gm_store_destroy(s);
+	}
+	/* Everything was given back. */
+	assert_true(tu_maps_count() <= maps0 + 8);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_private_faults),
+		cmocka_unit_test(test_lazy),
+		cmocka_unit_test(test_hv_visible),
+		cmocka_unit_test(test_budget),
+		cmocka_unit_test(test_vma_4g),
+	};
+
+	tu_init(argc, argv, "test_view");
+	return cmocka_run_group_tests_name(tu_group("test_view"), tests, NULL,
+					   NULL);
+}
