@@ -109,7 +109,7 @@ void bus_io(struct vm *vm, struct io_req *req)
 			/* requests are 32-bit `in`s on the device's port */
 			refuse(vm, REFUSE_MALFORMED, 0);
 			if (req->in)
-				*req->val = (uint32_t)GMVM_EINVAL;
+				*req->val = 0xffffffffu;
 			return;
 		}
 		if (ioctl(req->vcpu->fd, KVM_GET_REGS, &regs)) {

@@ -20,6 +20,8 @@
 
 struct hold {
 	bool used;
+	bool revocable;
+	uint64_t start, end; /* pinned pages, bytes */
 	bool revoked;
 	struct gm_pin *pin;
 	struct vm *vm;
@@ -38,8 +40,9 @@ static int32_t pin_buffer(struct vm *vm, uint64_t gpa, uint64_t len,
 	uint64_t start = PAGE_DOWN(gpa), end = PAGE_UP(gpa + len);
 	int ret;
 
-	atomic_fetch_add(&vm->device_pins, 1);
 	ret = gm_pin(vm->store, start, end - start, 0, pin);
+	if (!ret)
+		atomic_fetch_add(&vm->device_pins, 1);
 	if (ret == -EFAULT)
 		return refuse(vm, REFUSE_PRIVATE, GMVM_EFAULT);
 	if (ret == -EBUSY)
@@ -137,7 +140,13 @@ static int32_t chk_hold(struct vm *vm, const struct io_args *a)
 		if (!holds[i].used) {
 			h = &holds[i];
 			/* reserve the slot; the pin is filled in below */
-			*h = (struct hold){ .used = true, .vm = vm };
+			*h = (struct hold){
+				.used = true,
+				.vm = vm,
+				.revocable = a->a2 & GMVM_HOLD_REVOCABLE,
+				.start = start,
+				.end = end,
+			};
 			break;
 		}
 	}
@@ -145,7 +154,6 @@ static int32_t chk_hold(struct vm *vm, const struct io_args *a)
 	if (!h)
 		return refuse(vm, REFUSE_NO_SLOT, GMVM_ENOMEM);
 
-	atomic_fetch_add(&vm->device_pins, 1);
 	if (a->a2 & GMVM_HOLD_REVOCABLE)
 		ret = gm_pin_revocable(vm->store, start, end - start, 0,
 				       hold_revoke, h, &pin);
@@ -156,6 +164,8 @@ static int32_t chk_hold(struct vm *vm, const struct io_args *a)
 	if (ret)
 		h->used = false;
 	pthread_mutex_unlock(&holds_lock);
+	if (!ret)
+		atomic_fetch_add(&vm->device_pins, 1);
 	if (ret) {
 		if (ret == -EFAULT)
 			return refuse(vm, REFUSE_PRIVATE, GMVM_EFAULT);
@@ -213,6 +223,18 @@ static int32_t chk_request(struct vm *vm, struct vcpu *vcpu,
 	default:
 		return refuse(vm, REFUSE_MALFORMED, GMVM_ENOSYS);
 	}
+}
+
+bool chkdev_revocable_in(uint64_t start, uint64_t end)
+{
+	bool any = false;
+
+	pthread_mutex_lock(&holds_lock);
+	for (int i = 0; i < GMVM_CHK_MAX_HOLDS; i++)
+		any |= holds[i].used && holds[i].pin && holds[i].revocable &&
+		       holds[i].start < end && start < holds[i].end;
+	pthread_mutex_unlock(&holds_lock);
+	return any;
 }
 
 uint64_t chkdev_holds_active(void)

@@ -4,7 +4,7 @@
  * untrusted: it is checked (op, state, flags, reserved argument, alignment,
  * wrap-around, bounds, hypervisor-visible and device ranges, policy) before
  * the library sees it, and any failure is a status in EAX, never a VMM
- * failure. Conversions to private ask revocable device pins to go
+ * failure. Conversions to private over a revocable device hold ask it to go
  * (GM_CONVERT_REVOKE); other pins make the request fail with -EBUSY.
  */
 #include <errno.h>
@@ -44,7 +44,11 @@ static int32_t memctl_convert(struct vm *vm, const struct io_args *a)
 		return refuse(vm, REFUSE_POLICY, GMVM_EOPNOTSUPP);
 	if (destructive)
 		gflags |= GM_CONVERT_DESTRUCTIVE;
-	if (to == GMVM_PRIVATE)
+	/*
+	 * Ask the device to give back revocable holds; without one in the
+	 * range, a pin is an immediate -EBUSY (no waiting).
+	 */
+	if (to == GMVM_PRIVATE && chkdev_revocable_in(gpa, gpa + len))
 		gflags |= GM_CONVERT_REVOKE;
 
 	t0 = now_ns();
@@ -81,9 +85,8 @@ static int32_t memctl_request(struct vm *vm, struct vcpu *vcpu,
 	case GMVM_MEMCTL_QUERY:
 		if (a->a1 || a->a2 || a->a3 || a->a4)
 			return refuse(vm, REFUSE_MALFORMED, GMVM_EINVAL);
-		st = check_guest_range(vm, a->a0, 1, false);
-		if (st)
-			return st;
+		if (a->a0 >= vm->opts.mem_size)
+			return refuse(vm, REFUSE_OUT_OF_RANGE, GMVM_ERANGE);
 		if (gm_attr_get(vm->store, a->a0, &attr))
 			return refuse(vm, REFUSE_OTHER, GMVM_EINVAL);
 		st = attr == GM_ATTR_PRIVATE ? GMVM_PRIVATE : GMVM_SHARED;

@@ -114,8 +114,8 @@ void report_print(struct vm *vm, FILE *out)
 	}
 	fprintf(out, "\n");
 	fprintf(out,
-		"device       %llu requests, %llu pins taken (%llu in the "
-		"library), %llu revoked, %llu still held\n",
+		"device       %llu requests, %llu pins taken (%llu pins in the "
+		"library in all), %llu revoked, %llu still held\n",
 		ull(atomic_load(&vm->device_requests)),
 		ull(atomic_load(&vm->device_pins)), ull(s.d.pins),
 		ull(atomic_load(&vm->device_revoked)),

@@ -223,6 +223,8 @@ void chkdev_init(void);
 void chkdev_fini(struct vm *vm);
 void debug_init(void);
 uint64_t chkdev_holds_active(void);
+/* a revocable hold overlaps [start, end) */
+bool chkdev_revocable_in(uint64_t start, uint64_t end);
 
 /* report.c */
 void report_print(struct vm *vm, FILE *out);

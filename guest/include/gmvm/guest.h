@@ -16,6 +16,7 @@
 #include <vmm/abi.h>
 
 #define PAGE_SIZE 4096ull
+#define GMVM_MAX_VCPUS_GUEST 16
 
 int main(unsigned int vcpu);
 
