@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +369,11 @@ struct lstate {
 	int reentry_bad; /* reentrant calls that did not give -EDEADLK */
 	int reentry_calls;
 	int other_bad;
+	/* the view at commit time: closed after to-private, open after
+	 * to-shared (eager view) */
+	uint8_t *view;
+	bool eager;
+	int commit_view_checked, commit_view_bad;
 };
 
 struct lid {
@@ -436,7 +442,18 @@ static int l_prepare(void *opaque, const struct gm_range_change *ch)
 
 static void l_commit(void *opaque, const struct gm_range_change *ch)
 {
+	struct lid *id = opaque;
+	struct lstate *st = id->st;
+
 	record(opaque, EV_COMMIT, ch);
+	if (st->view && (ch->to == GM_ATTR_PRIVATE || st->eager)) {
+		int want = ch->to == GM_ATTR_PRIVATE ? SIGSEGV : 0;
+
+		st->commit_view_checked++;
+		if (tu_probe(st->view + ch->off, false) != want ||
+		    tu_probe(st->view + ch->off + ch->len - 1, false) != want)
+			st->commit_view_bad++;
+	}
 }
 
 static void l_abort(void *opaque, const struct gm_range_change *ch)
@@ -467,6 +484,8 @@ static struct lfix *lfix_new(uint64_t npages, unsigned int flags)
 	f->s = tu_store(npages * PG, flags);
 	f->st.store = f->s;
 	f->st.veto_who = -1;
+	f->st.view = gm_view_base(f->s);
+	f->st.eager = !(flags & GM_STORE_VIEW_LAZY);
 	for (int i = 0; i < NL; i++) {
 		f->ids[i] = (struct lid){ &f->st, i };
 		assert_int_equal(
@@ -496,96 +515,120 @@ static const uint64_t runs[3][2] = { { 1, 2 }, { 5, 1 }, { 7, 3 } };
 
 static void test_listener_once_per_subrange(void **state)
 {
-	for (int dir = 0; dir < 2; dir++) {
-		for (int destr = 0; destr < 2; destr++) {
-			struct lfix *f = lfix_new(12, 0);
-			struct lstate *st = &f->st;
-			uint8_t want[12];
-			unsigned int flags = destr ? GM_CONVERT_DESTRUCTIVE : 0;
-			enum gm_attr to =
-				dir ? GM_ATTR_SHARED : GM_ATTR_PRIVATE;
-			int np[NL] = { 0 }, nc[NL] = { 0 };
+	for (int lazy = 0; lazy < 2; lazy++)
+		for (int dir = 0; dir < 2; dir++) {
+			for (int destr = 0; destr < 2; destr++) {
+				struct lfix *f = lfix_new(
+					12, lazy ? GM_STORE_VIEW_LAZY : 0);
+				struct lstate *st = &f->st;
+				uint8_t want[12];
+				unsigned int flags =
+					destr ? GM_CONVERT_DESTRUCTIVE : 0;
+				enum gm_attr to =
+					dir ? GM_ATTR_SHARED : GM_ATTR_PRIVATE;
+				int np[NL] = { 0 }, nc[NL] = { 0 };
 
-			/*
+				/*
 			 * dir 0: the 3 shared runs become private. dir 1:
 			 * the complement: private runs [0,1) [3,5) [6,7)
 			 * [10,12) become shared (4 runs).
 			 */
-			tu_apply(f->s, mixed12, 12);
-			st->nr = 0;
-			assert_int_equal(
-				gm_convert(f->s, 0, 12 * PG, to, flags), 0);
-			memset(want, to, 12);
-			tu_expect_attrs(f->s, want, 12);
-			for (int i = 0, pc = 0, cc = 0; i < st->nr; i++) {
-				struct event *e = &st->ev[i];
-				int before = 0;
+				tu_apply(f->s, mixed12, 12);
+				st->nr = 0;
+				assert_int_equal(
+					gm_convert(f->s, 0, 12 * PG, to, flags),
+					0);
+				memset(want, to, 12);
+				tu_expect_attrs(f->s, want, 12);
+				for (int i = 0, pc = 0, cc = 0; i < st->nr;
+				     i++) {
+					struct event *e = &st->ev[i];
+					int before = 0;
 
-				assert_int_not_equal(e->kind, EV_ABORT);
-				assert_int_equal(e->ch.to, to);
-				assert_int_equal(e->ch.from, !to);
-				assert_int_equal(e->ch.flags, flags);
-				/* Each event covers one whole changed run. */
-				for (uint64_t p = e->ch.off / PG;
-				     p < (e->ch.off + e->ch.len) / PG; p++)
-					assert_int_equal(mixed12[p], !to);
-				if (e->ch.off)
-					assert_int_equal(
-						mixed12[e->ch.off / PG - 1],
-						to);
-				if (e->ch.off + e->ch.len < 12 * PG)
-					assert_int_equal(mixed12[(e->ch.off +
-								  e->ch.len) /
-								 PG],
-							 to);
-				/* In registration order, for each range. */
-				if (e->kind == EV_PREPARE) {
-					assert_int_equal(e->who, pc++ % NL);
-					np[e->who]++;
-				} else {
-					assert_int_equal(e->who, cc++ % NL);
-					nc[e->who]++;
-				}
-				/*
+					assert_int_not_equal(e->kind, EV_ABORT);
+					assert_int_equal(e->ch.to, to);
+					assert_int_equal(e->ch.from, !to);
+					assert_int_equal(e->ch.flags, flags);
+					/* Each event covers one whole changed run. */
+					for (uint64_t p = e->ch.off / PG;
+					     p < (e->ch.off + e->ch.len) / PG;
+					     p++)
+						assert_int_equal(mixed12[p],
+								 !to);
+					if (e->ch.off)
+						assert_int_equal(
+							mixed12[e->ch.off / PG -
+								1],
+							to);
+					if (e->ch.off + e->ch.len < 12 * PG)
+						assert_int_equal(
+							mixed12[(e->ch.off +
+								 e->ch.len) /
+								PG],
+							to);
+					/* In registration order, for each range. */
+					if (e->kind == EV_PREPARE) {
+						assert_int_equal(e->who,
+								 pc++ % NL);
+						np[e->who]++;
+					} else {
+						assert_int_equal(e->who,
+								 cc++ % NL);
+						nc[e->who]++;
+					}
+					/*
 				 * A range is prepared once per listener
 				 * before, and committed once after.
 				 */
-				for (int j = 0; j < i; j++)
-					before += st->ev[j].who == e->who &&
-						  same_range(&st->ev[j].ch,
-							     e->ch.off,
-							     e->ch.len);
-				assert_int_equal(before,
-						 e->kind == EV_PREPARE ? 0 : 1);
-			}
-			for (int w = 0; w < NL; w++) {
-				assert_int_equal(np[w], dir ? 4 : 3);
-				assert_int_equal(nc[w], dir ? 4 : 3);
-			}
-			if (!dir) {
-				/* Each run is heard exactly once per listener */
-				for (int r = 0; r < 3; r++) {
-					int hits = 0;
-
-					for (int i = 0; i < st->nr; i++)
-						hits += st->ev[i].kind ==
-								EV_PREPARE &&
-							same_range(
-								&st->ev[i].ch,
-								runs[r][0] * PG,
-								runs[r][1] *
-									PG);
-					assert_int_equal(hits, NL);
+					for (int j = 0; j < i; j++)
+						before += st->ev[j].who ==
+								  e->who &&
+							  same_range(
+								  &st->ev[j].ch,
+								  e->ch.off,
+								  e->ch.len);
+					assert_int_equal(
+						before,
+						e->kind == EV_PREPARE ? 0 : 1);
 				}
+				for (int w = 0; w < NL; w++) {
+					assert_int_equal(np[w], dir ? 4 : 3);
+					assert_int_equal(nc[w], dir ? 4 : 3);
+				}
+				if (!dir) {
+					/* Each run is heard exactly once per listener */
+					for (int r = 0; r < 3; r++) {
+						int hits = 0;
+
+						for (int i = 0; i < st->nr; i++)
+							hits += st->ev[i].kind ==
+									EV_PREPARE &&
+								same_range(
+									&st->ev[i]
+										 .ch,
+									runs[r]
+									    [0] *
+										PG,
+									runs[r]
+									    [1] *
+										PG);
+						assert_int_equal(hits, NL);
+					}
+				}
+				/* The view had changed when listeners heard. */
+				if (!dir || !lazy)
+					assert_true(st->commit_view_checked >
+						    0);
+				assert_int_equal(st->commit_view_bad, 0);
+				/* Idempotent conversion: no listener hears anything. */
+				st->nr = 0;
+				assert_int_equal(
+					gm_convert(f->s, 0, 12 * PG, to, flags),
+					0);
+				assert_int_equal(st->nr, 0);
+				lfix_free(f);
 			}
-			/* Idempotent conversion: no listener hears anything. */
-			st->nr = 0;
-			assert_int_equal(
-				gm_convert(f->s, 0, 12 * PG, to, flags), 0);
-			assert_int_equal(st->nr, 0);
-			lfix_free(f);
 		}
-	}
 }
 
 static void test_listener_veto(void **state)

@@ -56,6 +56,10 @@ struct shared {
 	atomic_int errors;
 	atomic_llong convert_failures; /* gm_convert calls that failed */
 	atomic_llong pins_taken;
+	/* the listener's view of things */
+	atomic_llong prepares, commits, aborts, vetoes;
+	atomic_int in_listener; /* listeners never overlap */
+	atomic_bool no_veto;
 	pthread_mutex_t msg_lock;
 	char first_error[512];
 };
@@ -362,7 +366,7 @@ static void chaos_step(struct worker *w)
 		if (tu_rand(&w->rng) % 3 == 0)
 			flags |= GM_CONVERT_REVOKE;
 		r = convert(w, off, len, to, flags, &co);
-		if (r && r != -EBUSY)
+		if (r && r != -EBUSY && r != -ECANCELED)
 			failf(sh, "thread %d: chaos conversion: %d (%s)", w->id,
 			      r, gm_last_error());
 		break;
@@ -423,6 +427,51 @@ static void chaos_step(struct worker *w)
 	}
 }
 
+/*
+ * A listener: checks what it hears, vetoes some chaos conversions, and
+ * counts, so that prepares == commits + aborts at the end.
+ */
+static int l_prepare(void *opaque, const struct gm_range_change *ch)
+{
+	struct shared *sh = opaque;
+	int r = 0;
+
+	if (atomic_fetch_add(&sh->in_listener, 1) != 0)
+		failf(sh, "listeners of one store ran concurrently");
+	if (ch->from == ch->to || ch->len == 0 || (ch->off | ch->len) % PG ||
+	    ch->off + ch->len > NPAGES * PG)
+		failf(sh, "listener heard a bad change [0x%llx, +0x%llx)",
+		      (unsigned long long)ch->off, (unsigned long long)ch->len);
+	atomic_fetch_add(&sh->prepares, 1);
+	if (!atomic_load(&sh->no_veto) && ch->off >= OWNED_PAGES * PG &&
+	    (ch->off / PG) % 29 == 0) {
+		atomic_fetch_add(&sh->vetoes, 1);
+		r = -ECANCELED;
+	}
+	atomic_fetch_sub(&sh->in_listener, 1);
+	return r;
+}
+
+static void l_commit(void *opaque, const struct gm_range_change *ch)
+{
+	struct shared *sh = opaque;
+
+	atomic_fetch_add(&sh->commits, 1);
+}
+
+static void l_abort(void *opaque, const struct gm_range_change *ch)
+{
+	struct shared *sh = opaque;
+
+	atomic_fetch_add(&sh->aborts, 1);
+}
+
+static const struct gm_listener_ops l_ops = {
+	.prepare = l_prepare,
+	.commit = l_commit,
+	.abort = l_abort,
+};
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -459,6 +508,12 @@ static void run(unsigned int flags, uint32_t budget, uint64_t ms, uint64_t seed)
 	tu_opts(&o, NPAGES * PG, flags | GM_STORE_INIT_SHARED);
 	o.view_budget = budget;
 	sh->s = tu_store_with(&o);
+	{
+		struct gm_listener *l;
+
+		assert_int_equal(gm_listener_register(sh->s, &l_ops, sh, &l),
+				 0);
+	}
 	for (int c = 0; c < NTHREADS * CHUNKS_PER_THREAD; c++) {
 		atomic_init(&sh->chunks[c].seq, 0);
 		atomic_init(&sh->chunks[c].state, GM_ATTR_SHARED);
@@ -500,6 +555,17 @@ static void run(unsigned int flags, uint32_t budget, uint64_t ms, uint64_t seed)
 			 (uint64_t)atomic_load(&sh->convert_failures));
 	assert_int_equal(st.private_pages,
 			 st.to_private_pages - st.to_shared_pages);
+	/* Every prepare was committed or aborted; vetoes were counted. */
+	fprintf(stderr,
+		"  listener: %lld prepares, %lld commits, %lld aborts, "
+		"%lld vetoes\n",
+		(long long)atomic_load(&sh->prepares),
+		(long long)atomic_load(&sh->commits),
+		(long long)atomic_load(&sh->aborts),
+		(long long)atomic_load(&sh->vetoes));
+	assert_int_equal(atomic_load(&sh->prepares) - atomic_load(&sh->vetoes),
+			 atomic_load(&sh->commits) + atomic_load(&sh->aborts));
+	assert_true(st.vetoes <= (uint64_t)atomic_load(&sh->vetoes));
 	tu_attrs(sh->s, attrs);
 	for (int i = 0; i < NPAGES; i++)
 		priv += attrs[i] == GM_ATTR_PRIVATE;
@@ -529,6 +595,7 @@ static void run(unsigned int flags, uint32_t budget, uint64_t ms, uint64_t seed)
 	if (atomic_load(&sh->errors))
 		fail_msg("final check: %s", sh->first_error);
 	/* Everything can be made private now that no pin is left. */
+	atomic_store(&sh->no_veto, true);
 	assert_int_equal(gm_convert(sh->s, 0, NPAGES * PG, GM_ATTR_PRIVATE, 0),
 			 0);
 	tu_stats(sh->s, &st);
