@@ -192,8 +192,11 @@ int main(int argc, char **argv)
 	bus_init();
 	ret = vm_create(&vm, &opts);
 	if (ret) {
+		/* --backing guest_memfd on a kernel without it: skip */
+		code = vm.store || ret != -EOPNOTSUPP ? GMVM_EXIT_VMM :
+							GMVM_EXIT_SKIP;
 		vm_destroy(&vm);
-		return GMVM_EXIT_VMM;
+		return code;
 	}
 	if (!opts.quiet && !opts.json)
 		printf("gmem-vm: %s, %llu MiB on %s (init %s, conversion %s), "

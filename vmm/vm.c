@@ -95,7 +95,7 @@ static int choose_backing(struct vm *vm)
 		if (!gmemfd) {
 			fprintf(stderr,
 				"gmem-vm: --backing guest_memfd: this kernel "
-				"has no guest_memfd with MMAP|INIT_SHARED\n");
+				"has no guest_memfd with MMAP|INIT_SHARED (skip)\n");
 			return -EOPNOTSUPP;
 		}
 		vm->backing = GM_BACKING_GUEST_MEMFD;
