@@ -444,17 +444,21 @@ static void run_matrix(unsigned int store_flags, enum inj_mode mode,
 				    site != GM_FAULT_ALLOC)
 					continue;
 				/*
-				 * nth = 1, 2, 3... until a trial no longer
-				 * reaches the injection point (with some
-				 * slack: patterns are random).
+				 * nth = 1, 2, 3... until trials stop reaching
+				 * the injection point (3 misses in a row:
+				 * patterns are random), over a few rounds.
 				 */
-				int misses = 0;
+				for (int round = 0; round < 4; round++) {
+					int misses = 0;
 
-				for (int nth = 1; nth <= 40 && misses < 3;
-				     nth++) {
-					if (!trial(f, mode, site, nth, to,
-						   flags, &t))
-						misses++;
+					for (int nth = 1;
+					     nth <= 64 && misses < 3; nth++) {
+						if (trial(f, mode, site, nth,
+							  to, flags, &t))
+							misses = 0;
+						else
+							misses++;
+					}
 				}
 			}
 		}

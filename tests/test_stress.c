@@ -39,7 +39,21 @@
 #define NPAGES (OWNED_PAGES + CHAOS_PAGES)
 #define CHUNK_BYTES (CHUNK_PAGES * 4096)
 
+/*
+ * Chaos pages are cut into one slice per thread: a thread copies only in
+ * its own slices, so copies never race each other's bytes (they race the
+ * conversions, which is the point).
+ */
+#define SLICE (4096 / NTHREADS)
+
 struct chunk {
+	/*
+	 * Held for writing by the owner while it writes the contents, for
+	 * reading by other threads while they read them: concurrent copies
+	 * of the same bytes are a data race of the caller's, not the
+	 * library's. Conversions are not under it.
+	 */
+	pthread_rwlock_t content;
 	atomic_uint_fast64_t seq; /* odd while the owner changes it */
 	atomic_uint state; /* GM_ATTR_* */
 	atomic_uint gen; /* pattern seed of the contents; 0: zeroes */
@@ -204,7 +218,9 @@ static void owner_step(struct worker *w)
 		gen = 1 + (unsigned int)(tu_rand(&w->rng) % 0xffffff);
 		tu_pat_fill(w->buf, CHUNK_BYTES, chunk_off(c), gen);
 		atomic_fetch_add(&ch->seq, 1);
+		pthread_rwlock_wrlock(&ch->content);
 		r = gm_write(sh->s, chunk_off(c), w->buf, CHUNK_BYTES);
+		pthread_rwlock_unlock(&ch->content);
 		if (r)
 			failf(sh, "thread %d: gm_write of shared chunk %d: %d",
 			      w->id, c, r);
@@ -256,7 +272,9 @@ static void owner_step(struct worker *w)
 		/* New contents through the pin pointer. */
 		gen = 1 + (unsigned int)(tu_rand(&w->rng) % 0xffffff);
 		atomic_fetch_add(&ch->seq, 1);
+		pthread_rwlock_wrlock(&ch->content);
 		tu_pat_fill(gm_pin_ptr(p), CHUNK_BYTES, chunk_off(c), gen);
+		pthread_rwlock_unlock(&ch->content);
 		atomic_store(&ch->gen, gen);
 		atomic_fetch_add(&ch->seq, 1);
 		gm_unpin(p);
@@ -294,7 +312,9 @@ static void cross_step(struct worker *w)
 		}
 	} else {
 		memset(w->buf, 0x5A, len);
+		pthread_rwlock_rdlock(&ch->content);
 		r = gm_read(sh->s, chunk_off(c) + off, w->buf, len);
+		pthread_rwlock_unlock(&ch->content);
 	}
 	s2 = atomic_load(&ch->seq);
 	if (s1 != s2)
@@ -394,7 +414,7 @@ static void chaos_step(struct worker *w)
 		if (r != -EBUSY)
 			failf(sh, "thread %d: conversion of its pin: %d", w->id,
 			      r);
-		memcpy(w->tmp, gm_pin_ptr(p), len < 64 ? len : 64);
+		memcpy(w->tmp, (uint8_t *)gm_pin_ptr(p) + w->id * SLICE, 64);
 		gm_unpin(p);
 		break;
 	}
@@ -411,19 +431,27 @@ static void chaos_step(struct worker *w)
 			atomic_store(&w->slot.pin, p);
 		}
 		break;
-	case 4:
-		r = gm_read(sh->s, off, w->buf,
-			    len < CHUNK_BYTES ? len : CHUNK_BYTES);
+	case 4: {
+		uint64_t at = off + (tu_rand(&w->rng) % (len / PG)) * PG +
+			      w->id * SLICE;
+		uint64_t x = tu_rand(&w->rng) % SLICE;
+
+		r = gm_read(sh->s, at + x, w->buf, SLICE - x);
 		if (r && r != -EFAULT)
 			failf(sh, "thread %d: chaos read: %d", w->id, r);
 		break;
-	default:
-		memset(w->tmp, w->id, sizeof(w->tmp));
-		r = gm_write(sh->s, off + 3, w->tmp,
-			     len - 3 < CHUNK_BYTES ? len - 3 : CHUNK_BYTES);
+	}
+	default: {
+		uint64_t at = off + (tu_rand(&w->rng) % (len / PG)) * PG +
+			      w->id * SLICE;
+		uint64_t x = tu_rand(&w->rng) % SLICE;
+
+		memset(w->tmp, w->id + 1, SLICE);
+		r = gm_write(sh->s, at + x, w->tmp, SLICE - x);
 		if (r && r != -EFAULT)
 			failf(sh, "thread %d: chaos write: %d", w->id, r);
 		break;
+	}
 	}
 }
 
@@ -515,6 +543,7 @@ static void run(unsigned int flags, uint32_t budget, uint64_t ms, uint64_t seed)
 				 0);
 	}
 	for (int c = 0; c < NTHREADS * CHUNKS_PER_THREAD; c++) {
+		pthread_rwlock_init(&sh->chunks[c].content, NULL);
 		atomic_init(&sh->chunks[c].seq, 0);
 		atomic_init(&sh->chunks[c].state, GM_ATTR_SHARED);
 		atomic_init(&sh->chunks[c].gen, 0);
@@ -601,6 +630,8 @@ static void run(unsigned int flags, uint32_t budget, uint64_t ms, uint64_t seed)
 	tu_stats(sh->s, &st);
 	assert_int_equal(st.private_pages, NPAGES);
 	gm_store_destroy(sh->s);
+	for (int c = 0; c < NTHREADS * CHUNKS_PER_THREAD; c++)
+		pthread_rwlock_destroy(&sh->chunks[c].content);
 	pthread_mutex_destroy(&sh->msg_lock);
 	free(sh);
 }
