@@ -43,9 +43,12 @@ void putchar_raw(char c)
 
 static int console_write(const char *s, size_t len)
 {
-	int ret = gmvm_call(GMVM_PORT_CONSOLE, GMVM_CONSOLE_WRITE, gpa_of(s),
-			    len, 0, 0, 0);
+	int ret;
 
+	if (!len)
+		return 0;
+	ret = gmvm_call(GMVM_PORT_CONSOLE, GMVM_CONSOLE_WRITE, gpa_of(s), len,
+			0, 0, 0);
 	if (ret < 0) /* e.g. a string in private memory: one char at a time */
 		for (size_t i = 0; i < len; i++)
 			putchar_raw(s[i]);
