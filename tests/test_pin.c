@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,70 @@ static void test_pin_ptr(void **state)
 	check_pin_ptr(s, 6 * PG, 3 * PG, 0, 77);
 	assert_true(gm_view_extent_count(s) <= 1);
 	gm_store_destroy(s);
+}
+
+/*
+ * Past the view budget, closing part of an open run closes the whole run,
+ * but for pinned pages and hypervisor-visible ranges: their pointers stay
+ * good while the neighbours go.
+ */
+static void test_pin_survives_budget(void **state)
+{
+	for (int lazy = 0; lazy < 2; lazy++) {
+		const uint64_t n = 64;
+		struct gm_store_opts o;
+		struct gm_store *s;
+		struct gm_pin *p;
+		uint8_t *ptr, *v, b[16];
+
+		tu_opts(&o, n * PG,
+			GM_STORE_INIT_SHARED | (lazy ? GM_STORE_VIEW_LAZY : 0));
+		o.view_budget = 5;
+		s = tu_store_with(&o);
+		v = gm_view_base(s);
+		assert_int_equal(gm_hv_visible_add(s, 40 * PG, PG), 0);
+		write_pattern(s, 0, n * PG, 111);
+		assert_int_equal(gm_pin(s, 20 * PG, 2 * PG, 0, &p), 0);
+		ptr = gm_pin_ptr(p);
+		assert_int_equal(tu_pat_check(ptr, 2 * PG, 20 * PG, 111),
+				 2 * PG);
+		/* Every fourth page private, far past the budget. */
+		for (uint64_t i = 2; i < n; i += 4) {
+			if (i >= 20 && i < 22)
+				continue;
+			assert_int_equal(
+				gm_convert(s, i * PG, PG, GM_ATTR_PRIVATE, 0),
+				0);
+			/*
+			 * The budget, plus what the pages that must stay open
+			 * cost: up to 2 extents each for 1 pin and 1
+			 * hypervisor-visible range.
+			 */
+			assert_true(gm_view_extent_count(s) <= 5 + 2 * 2);
+			/* The pin's pages stay reachable through its pointer. */
+			assert_int_equal(tu_probe(ptr, true), 0);
+			assert_int_equal(tu_probe(ptr + 2 * PG - 1, true), 0);
+			assert_int_equal(tu_probe(v + 40 * PG, true), 0);
+		}
+		assert_int_equal(tu_pat_check(ptr, 2 * PG, 20 * PG, 111),
+				 2 * PG);
+		/* Private pages fault; shared ones are reachable by the API. */
+		for (uint64_t i = 0; i < n; i++) {
+			bool priv = i % 4 == 2 && !(i >= 20 && i < 22);
+			int r = gm_read(s, i * PG + 8, b, sizeof(b));
+
+			if (priv && i != 40)
+				assert_int_equal(tu_probe(v + i * PG, false),
+						 SIGSEGV);
+			assert_int_equal(r, priv ? -EFAULT : 0);
+			if (!r)
+				assert_int_equal(tu_pat_check(b, sizeof(b),
+							      i * PG + 8, 111),
+						 sizeof(b));
+		}
+		gm_unpin(p);
+		gm_store_destroy(s);
+	}
 }
 
 /* ---- revoke ---- */
@@ -509,6 +574,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_pin_blocks_private),
 		cmocka_unit_test(test_pin_exclusive),
 		cmocka_unit_test(test_pin_ptr),
+		cmocka_unit_test(test_pin_survives_budget),
 		cmocka_unit_test(test_revoke_sync),
 		cmocka_unit_test(test_revoke_thread),
 		cmocka_unit_test(test_revoke_timeout),

@@ -356,7 +356,8 @@ static int trial(struct fix *f, enum inj_mode mode, enum gm_fault_site site,
 	memcpy(lc0, f->lc, sizeof(lc0));
 	snprintf(what, sizeof(what),
 		 "%s %s at call %d, %s%s [0x%llx, +0x%llx) to %s",
-		 mode_name(mode), site_name(site), nth,
+		 mode_name(mode),
+		 mode == INJ_ALL_FROM ? "any step" : site_name(site), nth,
 		 flags & GM_CONVERT_DESTRUCTIVE ? "destructive" : "in place",
 		 "", (unsigned long long)off, (unsigned long long)len,
 		 to ? "private" : "shared");
