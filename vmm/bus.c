@@ -2,7 +2,8 @@
 /*
  * The port I/O bus: devices register a port range in a table; each exit is
  * dispatched to the device that claims the port. Requests on `in` ports
- * carry their arguments in registers (read with one KVM_GET_REGS) and get
+ * carry their arguments in registers (from kvm_run's synced registers, or
+ * one KVM_GET_REGS where KVM lacks KVM_CAP_SYNC_REGS) and get
  * a status back in EAX. Nothing a guest does here can stop the VMM: an
  * unknown port reads as all ones and is counted as refused.
  */
@@ -103,6 +104,7 @@ void bus_io(struct vm *vm, struct io_req *req)
 	__atomic_add_fetch(&dev->count, 1, __ATOMIC_RELAXED);
 	if (dev->request) {
 		struct kvm_regs regs;
+		const struct kvm_regs *r = &regs;
 		struct io_args args;
 
 		if (!req->in || req->size != 4 || req->port != dev->port) {
@@ -112,17 +114,19 @@ void bus_io(struct vm *vm, struct io_req *req)
 				*req->val = 0xffffffffu;
 			return;
 		}
-		if (ioctl(req->vcpu->fd, KVM_GET_REGS, &regs)) {
+		if (req->vcpu->sync_regs) {
+			r = &req->vcpu->run->s.regs.regs;
+		} else if (ioctl(req->vcpu->fd, KVM_GET_REGS, &regs)) {
 			*req->val = (uint32_t)GMVM_EINVAL;
 			refuse(vm, REFUSE_OTHER, 0);
 			return;
 		}
-		args = (struct io_args){ .op = regs.rdi,
-					 .a0 = regs.rsi,
-					 .a1 = regs.rcx,
-					 .a2 = regs.r8,
-					 .a3 = regs.r9,
-					 .a4 = regs.r10 };
+		args = (struct io_args){ .op = r->rdi,
+					 .a0 = r->rsi,
+					 .a1 = r->rcx,
+					 .a2 = r->r8,
+					 .a3 = r->r9,
+					 .a4 = r->r10 };
 		*req->val = (uint32_t)dev->request(vm, req->vcpu, &args);
 		return;
 	}

@@ -76,6 +76,16 @@ int cpu_init(struct vm *vm, unsigned int index)
 		vcpu->run = NULL;
 		return ret;
 	}
+	/*
+	 * With KVM_CAP_SYNC_REGS, KVM copies the general registers into
+	 * kvm_run on each exit: a request's arguments cost no KVM_GET_REGS.
+	 */
+	ret = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+	if (ret > 0 && (ret & KVM_SYNC_X86_REGS) &&
+	    !getenv("GMVM_NO_SYNC_REGS")) {
+		vcpu->sync_regs = true;
+		vcpu->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+	}
 	/* the APIC ID in CPUID.1:EBX[31:24] is the vCPU index */
 	for (unsigned int i = 0; i < vm->cpuid->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &vm->cpuid->entries[i];

@@ -45,6 +45,7 @@ struct vcpu {
 	uint64_t entry;
 	uint64_t stack_top;
 	/* counters (this vCPU's thread only) */
+	bool sync_regs; /* KVM copies the GPRs into run->s.regs on exit */
 	atomic_bool started;
 	atomic_bool done; /* the guest said this vCPU is finished */
 	uint64_t exits;
