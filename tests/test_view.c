@@ -166,6 +166,14 @@ static void test_hv_visible(void **state)
 
 			assert_int_equal(gm_pin(s, 4 * PG, PG, 0, &p), -EFAULT);
 		}
+		/* Destructive to private: even the view shows no old byte. */
+		assert_int_equal(gm_convert(s, 10 * PG, PG, GM_ATTR_SHARED, 0),
+				 0);
+		assert_int_equal(gm_write(s, 10 * PG, "secret", 6), 0);
+		assert_int_equal(gm_convert(s, 10 * PG, PG, GM_ATTR_PRIVATE,
+					    GM_CONVERT_DESTRUCTIVE),
+				 0);
+		assert_int_equal(tu_zero_check(v + 10 * PG, PG), PG);
 		/* Destructive round trip zeroes them too. */
 		assert_int_equal(gm_convert(s, 4 * PG, 2 * PG, GM_ATTR_SHARED,
 					    GM_CONVERT_DESTRUCTIVE),
