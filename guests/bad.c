@@ -107,9 +107,12 @@ int main(unsigned int vcpu)
 	CHECK_EQ(dev_checksum((void *)(uintptr_t)~0ull, 16, (uint64_t *)heap),
 		 GMVM_EOVERFLOW);
 	CHECK_EQ(dev_checksum(heap, 0, (uint64_t *)heap), GMVM_EINVAL);
+	/* the device never writes page tables, code or stacks */
+	CHECK_EQ(dev_fill((void *)0x6000, 16, 1), GMVM_EPERM);
+	CHECK_EQ(dev_checksum(rodata, 4, (uint64_t *)stack_page), GMVM_EPERM);
 	CHECK_EQ(gmvm_call(GMVM_PORT_DEBUG, 9, 0, 0, 0, 0, 0), GMVM_ENOSYS);
 	CHECK_EQ(peek(heap, GMVM_DEBUG_PEEK_MAX + 1), GMVM_E2BIG);
-	n += 10;
+	n += 12;
 	/* ports nobody claims, wrong access sizes */
 	CHECK(inl(0x1234) == 0xffffffffu);
 	CHECK(inb(0x0501) == 0xff);

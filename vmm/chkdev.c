@@ -60,6 +60,18 @@ static int32_t check_buffer(struct vm *vm, uint64_t gpa, uint64_t len)
 	return check_guest_range(vm, gpa, len, false);
 }
 
+/*
+ * The device never writes hypervisor-visible memory (page tables, GDT/TSS,
+ * code, stacks): a guest that points it there gets EPERM rather than a
+ * corrupted page table.
+ */
+static int32_t check_writable(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (vm_protected_overlap(vm, gpa, gpa + len))
+		return refuse(vm, REFUSE_PROTECTED, GMVM_EPERM);
+	return 0;
+}
+
 static int32_t chk_checksum(struct vm *vm, const struct io_args *a)
 {
 	struct gm_pin *pin;
@@ -71,6 +83,8 @@ static int32_t chk_checksum(struct vm *vm, const struct io_args *a)
 	st = check_buffer(vm, a->a0, a->a1);
 	if (!st)
 		st = check_guest_range(vm, a->a2, sizeof(sum), false);
+	if (!st)
+		st = check_writable(vm, a->a2, sizeof(sum));
 	if (!st)
 		st = pin_buffer(vm, a->a0, a->a1, &pin, &p);
 	if (st)
@@ -92,6 +106,8 @@ static int32_t chk_fill(struct vm *vm, const struct io_args *a)
 	int32_t st;
 
 	st = check_buffer(vm, a->a0, a->a1);
+	if (!st)
+		st = check_writable(vm, a->a0, a->a1);
 	if (!st)
 		st = pin_buffer(vm, a->a0, a->a1, &pin, &p);
 	if (st)
