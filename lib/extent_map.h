@@ -41,7 +41,10 @@ int emap_reserve(struct emap *m);
 
 /*
  * Set pages [start, end) to val. start < end <= npages. Never fails after a
- * successful emap_reserve(); O(log extents + extents removed).
+ * successful emap_reserve(); O(log extents + extents removed). Without one
+ * (or when the map was used since), it first tops the reserve up itself; if
+ * that runs out of memory the map is left unchanged. Bad arguments are
+ * clamped (end to npages, val to EMAP_MAX_VALUE); an empty range is a no-op.
  */
 void emap_set(struct emap *m, uint64_t start, uint64_t end, uint8_t val);
 
