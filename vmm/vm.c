@@ -143,8 +143,13 @@ static int kvm_open(struct vm *vm)
 		return -EINVAL;
 	}
 	vm->run_size = (size_t)ret;
-	/* only needed by Intel for real mode; harmless elsewhere */
-	ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+	/*
+	 * Intel without unrestricted guest wants 3 pages for real mode; the
+	 * guest never runs in real mode, so only where they do not collide
+	 * with guest memory.
+	 */
+	if (vm->opts.mem_size <= 0xfffbd000ull)
+		ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
 
 	vm->cpuid = calloc(1, sizeof(*vm->cpuid) +
 				      256 * sizeof(struct kvm_cpuid_entry2));
