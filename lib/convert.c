@@ -236,6 +236,7 @@ static int check_args(struct gm_store *store, uint64_t off, uint64_t len,
 /* Steps 1-7 of the header comment; the write lock is held. */
 static int convert_locked(struct conversion *c, uint64_t *err_off)
 {
+	struct gm_view_log closed = { 0 };
 	struct gm_store *store = c->store;
 	uint64_t pinned;
 	int ret;
@@ -246,7 +247,6 @@ static int convert_locked(struct conversion *c, uint64_t *err_off)
 		pinned = gm_pins_first_overlap(store, c->p0, c->p1);
 		if (pinned != UINT64_MAX) {
 			*err_off = pinned;
-			gm_stat_add(&store->stats.busy_refusals, 1);
 			return gm_error(-EBUSY,
 					"gm_convert: page at 0x%llx is pinned",
 					(unsigned long long)pinned);
@@ -268,7 +268,7 @@ static int convert_locked(struct conversion *c, uint64_t *err_off)
 		goto abort;
 	}
 	if (c->to == GM_ATTR_PRIVATE) {
-		ret = gm_view_close_pages(store, c->p0, c->p1);
+		ret = gm_view_close_pages(store, c->p0, c->p1, &closed);
 		if (ret) {
 			gm_error(ret,
 				 "gm_convert: closing the host view of "
@@ -283,12 +283,12 @@ static int convert_locked(struct conversion *c, uint64_t *err_off)
 		if (ret)
 			goto reopen;
 	}
+	gm_view_log_free(&closed);
 	commit(c);
 	return 0;
 
 reopen:
-	for (size_t i = 0; c->to == GM_ATTR_PRIVATE && i < c->nr_chg; i++)
-		gm_view_open_pages(store, c->chg[i].start, c->chg[i].end);
+	gm_view_undo_close(store, &closed);
 abort:
 	abort_prepared(c, c->nr_chg);
 	return ret;
@@ -307,6 +307,8 @@ int gm_convert_ex(struct gm_store *store, uint64_t off, uint64_t len,
 
 	ret = check_args(store, off, len, to, flags, opts);
 	if (ret) {
+		if (store)
+			gm_stat_add(&store->stats.failed_requests, 1);
 		if (opts && opts->sz >= sizeof(*opts))
 			opts->error_offset = off;
 		return ret;
@@ -321,8 +323,7 @@ int gm_convert_ex(struct gm_store *store, uint64_t off, uint64_t len,
 		if (ret)
 			ret = gm_error(ret,
 				       "gm_convert: pins on [0x%llx, 0x%llx) "
-				       "were not released in time (first at "
-				       "0x%llx)",
+				       "were not revoked (first at 0x%llx)",
 				       (unsigned long long)off,
 				       (unsigned long long)(off + len),
 				       (unsigned long long)err_off);
@@ -341,7 +342,7 @@ int gm_convert_ex(struct gm_store *store, uint64_t off, uint64_t len,
 
 	if (ret) {
 		gm_stat_add(&store->stats.failed_requests, 1);
-		if (ret == -EBUSY && (flags & GM_CONVERT_REVOKE))
+		if (ret == -EBUSY)
 			gm_stat_add(&store->stats.busy_refusals, 1);
 	} else {
 		count(store, &c, changed, t0);

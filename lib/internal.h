@@ -129,11 +129,21 @@ void gm_view_fini(struct gm_store *store);
  */
 uint64_t gm_view_open_pages(struct gm_store *store, uint64_t start,
 			    uint64_t end);
+/* The pieces of the view one close changed, so that it can be undone. */
+struct gm_view_log {
+	struct gm_range *r;
+	size_t nr, cap;
+};
 /*
  * Close every open page of [start, end) that is not hypervisor-visible.
- * Caller holds lock for writing. On failure the view is as before.
+ * Caller holds lock for writing. On failure the view is as before; on
+ * success log tells what was closed (gm_view_undo_close reopens exactly
+ * that, gm_view_log_free forgets it).
  */
-int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end);
+int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end,
+			struct gm_view_log *log);
+void gm_view_undo_close(struct gm_store *store, struct gm_view_log *log);
+void gm_view_log_free(struct gm_view_log *log);
 /* Whether every page of [start, end) is open. Caller holds lock. */
 bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end);
 /* Copy between buf and pages known to be shared; caller holds lock. */

@@ -238,20 +238,32 @@ int gm_pins_revoke(struct gm_store *store, uint64_t start, uint64_t end,
 	deadline.tv_sec = deadline_ns / 1000000000ull;
 	deadline.tv_nsec = deadline_ns % 1000000000ull;
 
-	/* Ask each revocable holder present now, once, without locks held. */
+	/*
+	 * Ask each revocable holder present now, once, without locks held. A
+	 * holder that cannot be asked fails the conversion at once.
+	 */
 	pthread_mutex_lock(&store->pin_lock);
-	if (store->nr_pins) {
+	for (struct gm_pin *p = store->pins; p && !ret; p = p->next) {
+		if (overlaps(p, start, end) && !p->revoke) {
+			*error_offset = (p->first > start ? p->first : start)
+					<< GM_PAGE_SHIFT;
+			ret = -EBUSY;
+		}
+	}
+	if (!ret && store->nr_pins) {
 		asked = malloc(store->nr_pins * sizeof(*asked));
 		if (!asked)
 			ret = -ENOMEM;
 	}
 	for (struct gm_pin *p = store->pins; p && asked; p = p->next) {
-		if (overlaps(p, start, end) && p->revoke) {
+		if (overlaps(p, start, end)) {
 			p->refs++;
 			asked[nr++] = p;
 		}
 	}
 	pthread_mutex_unlock(&store->pin_lock);
+	if (ret)
+		return ret;
 	for (i = 0; i < nr; i++) {
 		gm_stat_add(&store->stats.revokes, 1);
 		asked[i]->revoke(asked[i], asked[i]->opaque);

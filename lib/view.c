@@ -126,14 +126,8 @@ bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end)
 	return open;
 }
 
-/* Pieces closed so far by one gm_view_close_pages, to undo on failure. */
-struct closed_log {
-	struct gm_range *r;
-	size_t nr, cap;
-};
-
 static int close_piece(struct gm_store *store, uint64_t s, uint64_t e,
-		       struct closed_log *log)
+		       struct gm_view_log *log)
 {
 	int ret;
 
@@ -171,7 +165,7 @@ static int cmp_range(const void *a, const void *b)
  */
 static int close_except(struct gm_store *store, uint64_t s, uint64_t e,
 			const struct gm_range *keep, unsigned int nr_keep,
-			struct closed_log *log)
+			struct gm_view_log *log)
 {
 	uint64_t S, E, ps, pe;
 	unsigned int i = 0;
@@ -205,7 +199,7 @@ static int close_except(struct gm_store *store, uint64_t s, uint64_t e,
  * never costs any.
  */
 static int close_run(struct gm_store *store, uint64_t s, uint64_t e, uint64_t S,
-		     uint64_t E, struct closed_log *log)
+		     uint64_t E, struct gm_view_log *log)
 {
 	struct gm_range *keep = NULL;
 	unsigned int nr_keep = 0, nr_pins = 0;
@@ -233,9 +227,35 @@ static int close_run(struct gm_store *store, uint64_t s, uint64_t e, uint64_t S,
 	return ret;
 }
 
-int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end)
+/* Reopen what log closed; reopening merges runs back, needing no VMA. */
+static void undo_locked(struct gm_store *store, struct gm_view_log *log)
 {
-	struct closed_log log = { 0 };
+	while (log->nr) {
+		struct gm_range *r = &log->r[--log->nr];
+
+		if (!emap_reserve(store->view_map) &&
+		    !protect(store, r->start, r->end, PROT_READ | PROT_WRITE))
+			emap_set(store->view_map, r->start, r->end, VIEW_OPEN);
+	}
+}
+
+void gm_view_log_free(struct gm_view_log *log)
+{
+	free(log->r);
+	*log = (struct gm_view_log){ 0 };
+}
+
+void gm_view_undo_close(struct gm_store *store, struct gm_view_log *log)
+{
+	pthread_mutex_lock(&store->view_lock);
+	undo_locked(store, log);
+	pthread_mutex_unlock(&store->view_lock);
+	gm_view_log_free(log);
+}
+
+int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end,
+			struct gm_view_log *log)
+{
 	uint64_t S, E, s, e;
 	uint8_t v;
 	int ret = 0;
@@ -245,22 +265,13 @@ int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end)
 		emap_extent(store->view_map, s, &S, &E, &v);
 		e = E < end ? E : end;
 		if (v == VIEW_OPEN)
-			ret = close_run(store, s, e, S, E, &log);
+			ret = close_run(store, s, e, S, E, log);
 	}
-	if (ret) {
-		/* Undo: reopening merges runs back, so it needs no new VMA. */
-		while (log.nr--) {
-			struct gm_range *r = &log.r[log.nr];
-
-			if (!emap_reserve(store->view_map) &&
-			    !protect(store, r->start, r->end,
-				     PROT_READ | PROT_WRITE))
-				emap_set(store->view_map, r->start, r->end,
-					 VIEW_OPEN);
-		}
-	}
+	if (ret)
+		undo_locked(store, log);
 	pthread_mutex_unlock(&store->view_lock);
-	free(log.r);
+	if (ret)
+		gm_view_log_free(log);
 	return ret;
 }
 

@@ -13,10 +13,10 @@
  *    gm_last_error() gives a message naming what was wrong.
  *  - Offsets and lengths are bytes and must be multiples of GM_PAGE_SIZE
  *    unless said otherwise; off + len must not overflow or pass the end.
- *  - No global state; every call is thread-safe. Listener and revoke
- *    callbacks run inside the library and must not call back into the same
- *    store (such calls fail with -EDEADLK), except gm_unpin from a revoke
- *    callback, which is allowed.
+ *  - No global state; every call is thread-safe. Listener callbacks run
+ *    under the store's write lock and must not call back into the same
+ *    store (such calls fail with -EDEADLK). Revoke callbacks run with no
+ *    lock of the store held and may call any function.
  *  - Option structs start with a size field (sz), so they can grow.
  */
 #ifndef GMEM_GMEM_H
@@ -67,10 +67,10 @@ enum {
 
 /* The fallible steps of a conversion, for fault injection in tests. */
 enum gm_fault_site {
-	GM_FAULT_ALLOC = 1,   /* allocation of tracking memory */
-	GM_FAULT_VIEW_CLOSE,  /* mprotect(PROT_NONE) of the host view */
-	GM_FAULT_VIEW_OPEN,   /* mprotect(READ|WRITE) of the host view */
-	GM_FAULT_PUNCH,       /* fallocate(PUNCH_HOLE) of a destructive conversion */
+	GM_FAULT_ALLOC = 1, /* allocation of tracking memory */
+	GM_FAULT_VIEW_CLOSE, /* mprotect(PROT_NONE) of the host view */
+	GM_FAULT_VIEW_OPEN, /* mprotect(READ|WRITE) of the host view */
+	GM_FAULT_PUNCH, /* fallocate(PUNCH_HOLE) of a destructive conversion */
 	GM_FAULT_ZERO_WINDOW, /* mapping of the zeroing window, destructive */
 	GM_FAULT_NR,
 };
@@ -157,7 +157,11 @@ uint64_t gm_extent_count(struct gm_store *store);
 enum {
 	/* Discard the contents of the pages that change state (punch hole). */
 	GM_CONVERT_DESTRUCTIVE = 1u << 0,
-	/* Ask revocable pin holders to unpin, waiting up to a bounded time. */
+	/*
+	 * To private: ask the holders of revocable pins on the range to unpin
+	 * and wait for them up to a bounded time. A pin that is not revocable
+	 * still fails the conversion with -EBUSY at once.
+	 */
 	GM_CONVERT_REVOKE = 1u << 1,
 };
 
@@ -170,9 +174,14 @@ enum {
  * range already in that state succeeds and changes nothing). Listeners hear
  * once per maximal sub-range that changes.
  *
- * Errors leave the store exactly as it was: -EINVAL/-ERANGE (arguments),
- * -EBUSY (a page to make private is pinned), a listener's veto, -ENOMEM, or
- * a failing syscall's errno. -EDEADLK from inside a callback.
+ * Errors leave the store exactly as it was: -EINVAL (alignment, zero
+ * length, attribute, flags), -ERANGE (past the end, or off + len
+ * overflows), -EBUSY (a page to make private is pinned), a listener's veto,
+ * -ENOMEM, or a failing syscall's errno; -EDEADLK from inside a listener.
+ * One exception: a destructive conversion discards the changed sub-ranges
+ * one after the other (punch hole, or zeroing through a transient mapping
+ * where the punch fails); if both fail for one sub-range, the sub-ranges
+ * before it stay discarded, with their state unchanged.
  */
 int gm_convert(struct gm_store *store, uint64_t off, uint64_t len,
 	       enum gm_attr to, unsigned int flags);
@@ -266,8 +275,7 @@ uint64_t gm_pin_length(const struct gm_pin *pin);
  * conversion never lets these calls touch a private page.
  */
 int gm_read(struct gm_store *store, uint64_t off, void *buf, size_t len);
-int gm_write(struct gm_store *store, uint64_t off, const void *buf,
-	     size_t len);
+int gm_write(struct gm_store *store, uint64_t off, const void *buf, size_t len);
 
 /* ---- host view ---- */
 
@@ -311,24 +319,24 @@ struct gm_stats {
 	uint64_t to_private_requests;
 	uint64_t to_shared_requests;
 	uint64_t destructive_requests; /* of the above, destructive */
-	uint64_t to_private_pages;     /* pages that changed state */
+	uint64_t to_private_pages; /* pages that changed state */
 	uint64_t to_shared_pages;
 	uint64_t destructive_pages;
-	uint64_t noop_requests;     /* already in the requested state */
-	uint64_t failed_requests;   /* returned an error */
-	uint64_t busy_refusals;     /* of those, -EBUSY (pinned) */
-	uint64_t vetoes;            /* of those, vetoed by a listener */
-	uint64_t convert_ns;        /* time spent in successful conversions */
-	uint64_t view_mprotects;    /* mprotect calls on the host view */
-	uint64_t pins;              /* pins taken */
+	uint64_t noop_requests; /* already in the requested state */
+	uint64_t failed_requests; /* returned an error */
+	uint64_t busy_refusals; /* of those, -EBUSY (pinned) */
+	uint64_t vetoes; /* of those, vetoed by a listener */
+	uint64_t convert_ns; /* time spent in successful conversions */
+	uint64_t view_mprotects; /* mprotect calls on the host view */
+	uint64_t pins; /* pins taken */
 	uint64_t pins_active;
-	uint64_t revokes;           /* revoke callbacks called */
-	uint64_t access_fallbacks;  /* gm_read/gm_write not through the view */
-	uint64_t extents;           /* current extents of the attribute map */
-	uint64_t view_extents;      /* current extents of the host view */
-	uint64_t tracking_bytes;    /* heap held for attributes, view, pins */
-	uint64_t private_pages;     /* current */
-	uint64_t shared_pages;      /* current */
+	uint64_t revokes; /* revoke callbacks called */
+	uint64_t access_fallbacks; /* gm_read/gm_write not through the view */
+	uint64_t extents; /* current extents of the attribute map */
+	uint64_t view_extents; /* current extents of the host view */
+	uint64_t tracking_bytes; /* heap held for attributes, view, pins */
+	uint64_t private_pages; /* current */
+	uint64_t shared_pages; /* current */
 };
 
 int gm_store_stats(struct gm_store *store, struct gm_stats *stats);

@@ -17,29 +17,29 @@ extern "C" {
 #endif
 
 struct gm_hugetlb_size {
-	uint64_t size;     /* bytes */
-	uint64_t nr;       /* reserved pages (nr_hugepages) */
-	uint64_t free;     /* free_hugepages */
+	uint64_t size; /* bytes */
+	uint64_t nr; /* reserved pages (nr_hugepages) */
+	uint64_t free; /* free_hugepages */
 };
 
 #define GM_CAPS_MAX_HUGETLB 4
 
 struct gm_caps {
-	bool kvm;                   /* /dev/kvm opened */
+	bool kvm; /* /dev/kvm opened */
 	int kvm_api_version;
-	bool guest_memfd;           /* KVM_CAP_GUEST_MEMFD */
+	bool guest_memfd; /* KVM_CAP_GUEST_MEMFD */
 	uint64_t guest_memfd_flags; /* KVM_CAP_GUEST_MEMFD_FLAGS */
-	bool user_memory2;          /* KVM_CAP_USER_MEMORY2 */
-	bool memory_fault_info;     /* KVM_CAP_MEMORY_FAULT_INFO */
+	bool user_memory2; /* KVM_CAP_USER_MEMORY2 */
+	bool memory_fault_info; /* KVM_CAP_MEMORY_FAULT_INFO */
 	uint64_t memory_attributes; /* KVM_CAP_MEMORY_ATTRIBUTES bitmask */
-	uint64_t vm_types;          /* KVM_CAP_VM_TYPES bitmask */
-	bool pre_fault_memory;      /* KVM_CAP_PRE_FAULT_MEMORY */
+	uint64_t vm_types; /* KVM_CAP_VM_TYPES bitmask */
+	bool pre_fault_memory; /* KVM_CAP_PRE_FAULT_MEMORY */
 	unsigned int nr_hugetlb;
 	struct gm_hugetlb_size hugetlb[GM_CAPS_MAX_HUGETLB];
-	char thp_enabled[16];       /* transparent_hugepage/enabled mode */
-	char thp_shmem[16];         /* transparent_hugepage/shmem_enabled mode */
-	bool userfaultfd;           /* userfaultfd(2) works for this process */
-	long max_map_count;         /* vm.max_map_count, -1 if unknown */
+	char thp_enabled[16]; /* transparent_hugepage/enabled mode */
+	char thp_shmem[16]; /* transparent_hugepage/shmem_enabled mode */
+	bool userfaultfd; /* userfaultfd(2) works for this process */
+	long max_map_count; /* vm.max_map_count, -1 if unknown */
 };
 
 /*
