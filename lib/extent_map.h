@@ -49,8 +49,7 @@ int emap_reserve(struct emap *m);
 void emap_set(struct emap *m, uint64_t start, uint64_t end, uint8_t val);
 
 /* emap_reserve() then emap_set(). */
-int emap_set_checked(struct emap *m, uint64_t start, uint64_t end,
-		     uint8_t val);
+int emap_set_checked(struct emap *m, uint64_t start, uint64_t end, uint8_t val);
 
 /* Number of extents (>= 1). O(1). */
 uint64_t emap_nr_extents(const struct emap *m);
