@@ -162,6 +162,15 @@ static int discard(const struct conversion *c, uint64_t *err_off)
 	return 0;
 }
 
+static uint64_t changed_pages(const struct conversion *c)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < c->nr_chg; i++)
+		n += c->chg[i].end - c->chg[i].start;
+	return n;
+}
+
 /* Flip the state (cannot fail after the reserve), then tell the others. */
 static void commit(const struct conversion *c)
 {
@@ -170,6 +179,10 @@ static void commit(const struct conversion *c)
 		c->to == GM_ATTR_SHARED && !(store->flags & GM_STORE_VIEW_LAZY);
 
 	emap_set(store->attrs, c->p0, c->p1, c->to);
+	if (c->to == GM_ATTR_PRIVATE)
+		store->nr_private += changed_pages(c);
+	else
+		store->nr_private -= changed_pages(c);
 	for (size_t i = 0; i < c->nr_chg; i++) {
 		struct gm_range_change ch = change_of(c, i);
 
@@ -178,15 +191,6 @@ static void commit(const struct conversion *c)
 					   c->chg[i].end);
 		gm_listeners_commit(store, &ch);
 	}
-}
-
-static uint64_t changed_pages(const struct conversion *c)
-{
-	uint64_t n = 0;
-
-	for (size_t i = 0; i < c->nr_chg; i++)
-		n += c->chg[i].end - c->chg[i].start;
-	return n;
 }
 
 static void count(struct gm_store *store, const struct conversion *c,

@@ -66,6 +66,7 @@ struct gm_store {
 	 */
 	pthread_rwlock_t lock;
 	struct emap *attrs; /* GM_ATTR_* per page, under lock */
+	uint64_t nr_private; /* pages, under lock */
 	pthread_t writer; /* the converting thread, while it holds lock */
 	bool writing;
 

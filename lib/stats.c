@@ -9,19 +9,6 @@ static uint64_t load(const uint64_t *counter)
 	return __atomic_load_n(counter, __ATOMIC_RELAXED);
 }
 
-static uint64_t count_private(struct gm_store *store)
-{
-	uint64_t s = 0, S, E, n = 0;
-	uint8_t v;
-
-	for (; s < store->npages; s = E) {
-		emap_extent(store->attrs, s, &S, &E, &v);
-		if (v == GM_ATTR_PRIVATE)
-			n += E - S;
-	}
-	return n;
-}
-
 int gm_store_stats(struct gm_store *store, struct gm_stats *out)
 {
 	const uint64_t *src;
@@ -41,7 +28,7 @@ int gm_store_stats(struct gm_store *store, struct gm_stats *out)
 		dst[i] = load(&src[i]);
 
 	out->extents = emap_nr_extents(store->attrs);
-	out->private_pages = count_private(store);
+	out->private_pages = store->nr_private;
 	out->shared_pages = store->npages - out->private_pages;
 	pthread_mutex_lock(&store->view_lock);
 	out->view_extents = emap_nr_extents(store->view_map);

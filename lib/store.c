@@ -200,6 +200,7 @@ int gm_store_create(const struct gm_store_opts *o, struct gm_store **out)
 
 	init = (o->flags & GM_STORE_INIT_SHARED) ? GM_ATTR_SHARED :
 						   GM_ATTR_PRIVATE;
+	store->nr_private = init == GM_ATTR_PRIVATE ? store->npages : 0;
 	ret = emap_create(store->npages, init, &store->attrs);
 	if (ret) {
 		gm_error(ret, "gm_store_create: attribute map");
