@@ -217,8 +217,10 @@ static int close_run(struct gm_store *store, uint64_t s, uint64_t e, uint64_t S,
 		free(pins);
 		return -ENOMEM;
 	}
-	memcpy(keep, store->hv, store->nr_hv * sizeof(*keep));
-	memcpy(keep + store->nr_hv, pins, nr_pins * sizeof(*keep));
+	if (store->nr_hv)
+		memcpy(keep, store->hv, store->nr_hv * sizeof(*keep));
+	if (nr_pins)
+		memcpy(keep + store->nr_hv, pins, nr_pins * sizeof(*keep));
 	nr_keep = store->nr_hv + nr_pins;
 	qsort(keep, nr_keep, sizeof(*keep), cmp_range);
 	ret = close_except(store, S, E, keep, nr_keep, log);

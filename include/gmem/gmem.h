@@ -90,7 +90,8 @@ struct gm_store_opts {
 	 * be split into; each costs the process about one mapping (VMA) of
 	 * vm.max_map_count. 0: GM_VIEW_BUDGET_DEFAULT. Shared pages that cannot
 	 * be opened within the budget stay reachable through gm_read, gm_write
-	 * and gm_pin.
+	 * and gm_pin. Pinned pages and hypervisor-visible ranges always stay
+	 * open, so each may cost up to two extents beyond the budget.
 	 */
 	uint32_t view_budget;
 	/*
