@@ -32,7 +32,7 @@ check-tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DGMEM_SANITIZE=thread $(CMAKE_FLAGS)
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 \
-		ctest --output-on-failure -j 2 --timeout 900 -L threads
+		ctest --output-on-failure -j 2 --timeout 900 -L "store|threads"
 
 demo: build
 	scripts/demo.sh $(BUILD)
