@@ -13,3 +13,7 @@ if(TARGET gmem-cli)
   list(APPEND GM_CLI_TESTS cli.demo)
   set_tests_properties(${GM_CLI_TESTS} PROPERTIES SKIP_RETURN_CODE 77 LABELS cli)
 endif()
+
+# cmake --install and a program built against it with pkg-config.
+add_test(NAME install COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_install.sh ${PROJECT_BINARY_DIR})
+set_tests_properties(install PROPERTIES LABELS cli)

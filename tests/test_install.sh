@@ -1,0 +1,50 @@
+#!/bin/sh
+# cmake --install into a scratch prefix, then build and run a program
+# against the installed library through pkg-config (gmem.pc).
+# usage: test_install.sh BUILD_DIR
+set -eu
+build=$1
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+
+cmake --install "$build" --prefix "$prefix" >/dev/null
+for f in include/gmem/gmem.h include/gmem/kvm.h bin/gmem; do
+	[ -e "$prefix/$f" ] || { echo "FAIL: $f not installed"; exit 1; }
+done
+pc=$(find "$prefix" -name gmem.pc | head -1)
+[ -n "$pc" ] || { echo "FAIL: gmem.pc not installed"; exit 1; }
+echo "ok: installed headers, gmem, $(basename "$(dirname "$pc")")/gmem.pc"
+
+export PKG_CONFIG_PATH=$(dirname "$pc")
+libdir=$(pkg-config --variable=libdir gmem)
+case $(readlink -f "$libdir") in
+"$(readlink -f "$prefix")"/*) ;;
+*) echo "FAIL: gmem.pc points at $libdir, outside $prefix"; exit 1 ;;
+esac
+cat >"$prefix/use.c" <<'C'
+#include <errno.h>
+#include <stdio.h>
+#include <gmem/gmem.h>
+
+int main(void)
+{
+	struct gm_store_opts o = { .sz = sizeof(o), .size = 1 << 20,
+				   .backing = GM_BACKING_MEMFD };
+	struct gm_store *s;
+	char c;
+
+	if (gm_store_create(&o, &s))
+		return 1;
+	if (gm_read(s, 0, &c, 1) != -EFAULT)
+		return 2;
+	if (gm_convert(s, 0, 4096, GM_ATTR_SHARED, 0) || gm_read(s, 0, &c, 1))
+		return 3;
+	gm_store_destroy(s);
+	puts("installed libgmem works");
+	return 0;
+}
+C
+# shellcheck disable=SC2046
+cc -o "$prefix/use" "$prefix/use.c" $(pkg-config --cflags --libs gmem)
+LD_LIBRARY_PATH=$libdir "$prefix/use"
+echo "ok: a program built with pkg-config --cflags --libs gmem ran"
