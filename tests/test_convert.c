@@ -18,34 +18,6 @@
 
 /* ---- helpers ---- */
 
-static void write_pattern(struct gm_store *s, uint64_t off, uint64_t len,
-			  uint32_t seed)
-{
-	uint8_t *b = malloc(len);
-
-	assert_non_null(b);
-	tu_pat_fill(b, len, off, seed);
-	assert_int_equal(gm_write(s, off, b, len), 0);
-	free(b);
-}
-
-static void expect_pattern(struct gm_store *s, uint64_t off, uint64_t len,
-			   uint32_t seed)
-{
-	uint8_t *b = malloc(len);
-	size_t bad;
-
-	assert_non_null(b);
-	assert_int_equal(gm_read(s, off, b, len), 0);
-	bad = tu_pat_check(b, len, off, seed);
-	if (bad != len)
-		fprintf(stderr, "byte 0x%llx: 0x%02x, expected 0x%02x\n",
-			(unsigned long long)(off + bad), b[bad],
-			tu_pat_byte(off + bad, seed));
-	assert_int_equal(bad, len);
-	free(b);
-}
-
 static void expect_zero(struct gm_store *s, uint64_t off, uint64_t len)
 {
 	uint8_t *b = malloc(len);
@@ -74,7 +46,7 @@ static void test_in_place_keeps_bytes(void **state)
 			tu_store(n * PG, GM_STORE_INIT_SHARED | flags[f]);
 		uint8_t *view = gm_view_base(s);
 
-		write_pattern(s, 0, n * PG, 11);
+		tu_write_pattern(s, 0, n * PG, 11);
 		/* Round trip of a middle range, then the whole store. */
 		assert_int_equal(
 			gm_convert(s, 4 * PG, 9 * PG, GM_ATTR_PRIVATE, 0), 0);
@@ -85,16 +57,16 @@ static void test_in_place_keeps_bytes(void **state)
 
 			assert_int_equal(gm_read(s, 5 * PG, b, 8), -EFAULT);
 		}
-		expect_pattern(s, 0, 4 * PG, 11);
-		expect_pattern(s, 13 * PG, (n - 13) * PG, 11);
+		tu_expect_pattern(s, 0, 4 * PG, 11);
+		tu_expect_pattern(s, 13 * PG, (n - 13) * PG, 11);
 		assert_int_equal(
 			gm_convert(s, 4 * PG, 9 * PG, GM_ATTR_SHARED, 0), 0);
-		expect_pattern(s, 0, n * PG, 11);
+		tu_expect_pattern(s, 0, n * PG, 11);
 		assert_int_equal(gm_convert(s, 0, n * PG, GM_ATTR_PRIVATE, 0),
 				 0);
 		assert_int_equal(gm_convert(s, 0, n * PG, GM_ATTR_SHARED, 0),
 				 0);
-		expect_pattern(s, 0, n * PG, 11);
+		tu_expect_pattern(s, 0, n * PG, 11);
 		/* Through the view too (open it first in lazy mode). */
 		assert_int_equal(gm_view_open(s, 0, n * PG), 0);
 		assert_int_equal(tu_pat_check(view, n * PG, 0, 11), n * PG);
@@ -113,15 +85,15 @@ static void test_destructive_zeroes(void **state)
 		uint8_t *view = gm_view_base(s), *raw = tu_raw_map(s);
 		struct gm_stats st;
 
-		write_pattern(s, 0, n * PG, 21);
+		tu_write_pattern(s, 0, n * PG, 21);
 		/* Shared -> private, destructive. */
 		assert_int_equal(gm_convert(s, 2 * PG, 3 * PG, GM_ATTR_PRIVATE,
 					    GM_CONVERT_DESTRUCTIVE),
 				 0);
 		/* Not even the fd shows an old byte. */
 		assert_int_equal(tu_zero_check(raw + 2 * PG, 3 * PG), 3 * PG);
-		expect_pattern(s, 0, 2 * PG, 21);
-		expect_pattern(s, 5 * PG, (n - 5) * PG, 21);
+		tu_expect_pattern(s, 0, 2 * PG, 21);
+		tu_expect_pattern(s, 5 * PG, (n - 5) * PG, 21);
 		assert_int_equal(
 			gm_convert(s, 2 * PG, 3 * PG, GM_ATTR_SHARED, 0), 0);
 		expect_zero(s, 2 * PG, 3 * PG);
@@ -129,7 +101,7 @@ static void test_destructive_zeroes(void **state)
 		assert_int_equal(tu_zero_check(view + 2 * PG, 3 * PG), 3 * PG);
 
 		/* Private -> shared, destructive. */
-		write_pattern(s, 8 * PG, 4 * PG, 22);
+		tu_write_pattern(s, 8 * PG, 4 * PG, 22);
 		assert_int_equal(
 			gm_convert(s, 8 * PG, 4 * PG, GM_ATTR_PRIVATE, 0), 0);
 		assert_int_equal(gm_convert(s, 8 * PG, 4 * PG, GM_ATTR_SHARED,
@@ -144,7 +116,7 @@ static void test_destructive_zeroes(void **state)
 		 * Only the pages that change state are discarded: pages 13 and
 		 * 15 private (in place), then [12, 16) destructive to shared.
 		 */
-		write_pattern(s, 12 * PG, 4 * PG, 23);
+		tu_write_pattern(s, 12 * PG, 4 * PG, 23);
 		assert_int_equal(gm_convert(s, 13 * PG, PG, GM_ATTR_PRIVATE, 0),
 				 0);
 		assert_int_equal(gm_convert(s, 15 * PG, PG, GM_ATTR_PRIVATE, 0),
@@ -165,9 +137,9 @@ static void test_destructive_zeroes(void **state)
 			assert_int_equal(st.destructive_pages, dp + 2);
 			assert_int_equal(st.destructive_requests, dr + 1);
 		}
-		expect_pattern(s, 12 * PG, PG, 23);
+		tu_expect_pattern(s, 12 * PG, PG, 23);
 		expect_zero(s, 13 * PG, PG);
-		expect_pattern(s, 14 * PG, PG, 23);
+		tu_expect_pattern(s, 14 * PG, PG, 23);
 		expect_zero(s, 15 * PG, PG);
 		tu_raw_unmap(s, raw);
 		gm_store_destroy(s);
@@ -181,7 +153,7 @@ static void test_idempotent(void **state)
 	struct gm_stats a, b;
 	struct gm_convert_opts co = { .sz = sizeof(co) };
 
-	write_pattern(s, 0, n * PG, 31);
+	tu_write_pattern(s, 0, n * PG, 31);
 	assert_int_equal(gm_convert(s, 4 * PG, 4 * PG, GM_ATTR_PRIVATE, 0), 0);
 	tu_stats(s, &a);
 	/* Already shared, even destructive: nothing changes. */
@@ -201,9 +173,9 @@ static void test_idempotent(void **state)
 	assert_int_equal(b.destructive_pages, a.destructive_pages);
 	assert_int_equal(b.failed_requests, a.failed_requests);
 	assert_int_equal(b.extents, a.extents);
-	expect_pattern(s, 0, 4 * PG, 31);
+	tu_expect_pattern(s, 0, 4 * PG, 31);
 	assert_int_equal(gm_convert(s, 4 * PG, 4 * PG, GM_ATTR_SHARED, 0), 0);
-	expect_pattern(s, 0, n * PG, 31);
+	tu_expect_pattern(s, 0, n * PG, 31);
 	gm_store_destroy(s);
 }
 
@@ -275,7 +247,7 @@ static void test_bad_args(void **state)
 		{ 0, PG, GM_ATTR_PRIVATE, 1u << 20, -EINVAL },
 	};
 
-	write_pattern(s, 0, size, 41);
+	tu_write_pattern(s, 0, size, 41);
 	assert_int_equal(gm_convert(s, 3 * PG, 2 * PG, GM_ATTR_PRIVATE, 0), 0);
 	take_snap(s, &before);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -644,9 +616,9 @@ static void test_listener_veto(void **state)
 			int ret;
 
 			tu_apply(f->s, mixed12, 12);
-			write_pattern(f->s, 1 * PG, 2 * PG, 51);
-			write_pattern(f->s, 5 * PG, PG, 51);
-			write_pattern(f->s, 7 * PG, 3 * PG, 51);
+			tu_write_pattern(f->s, 1 * PG, 2 * PG, 51);
+			tu_write_pattern(f->s, 5 * PG, PG, 51);
+			tu_write_pattern(f->s, 7 * PG, 3 * PG, 51);
 			take_snap(f->s, &before);
 			tu_stats(f->s, &s0);
 			st->nr = 0;

@@ -16,28 +16,6 @@
 
 #include "test_util.h"
 
-static void write_pattern(struct gm_store *s, uint64_t off, uint64_t len,
-			  uint32_t seed)
-{
-	uint8_t *b = malloc(len);
-
-	assert_non_null(b);
-	tu_pat_fill(b, len, off, seed);
-	assert_int_equal(gm_write(s, off, b, len), 0);
-	free(b);
-}
-
-static void expect_pattern(struct gm_store *s, uint64_t off, uint64_t len,
-			   uint32_t seed)
-{
-	uint8_t *b = malloc(len);
-
-	assert_non_null(b);
-	assert_int_equal(gm_read(s, off, b, len), 0);
-	assert_int_equal(tu_pat_check(b, len, off, seed), len);
-	free(b);
-}
-
 static uint64_t pins_active(struct gm_store *s)
 {
 	struct gm_stats st;
@@ -90,7 +68,7 @@ static void test_pin_blocks_private(void **state)
 	struct gm_pin *p1, *p2, *p3;
 	struct gm_stats a, b;
 
-	write_pattern(s, 0, n * PG, 61);
+	tu_write_pattern(s, 0, n * PG, 61);
 	assert_int_equal(gm_pin(s, 5 * PG, 2 * PG, 0, &p1), 0);
 	for (int destr = 0; destr < 2; destr++) {
 		unsigned int fl = destr ? GM_CONVERT_DESTRUCTIVE : 0;
@@ -107,7 +85,7 @@ static void test_pin_blocks_private(void **state)
 		assert_int_equal(b.busy_refusals, a.busy_refusals + 1);
 		assert_int_equal(b.failed_requests, a.failed_requests + 1);
 		assert_int_equal(gm_range_is(s, 0, n * PG, GM_ATTR_SHARED), 1);
-		expect_pattern(s, 0, n * PG, 61);
+		tu_expect_pattern(s, 0, n * PG, 61);
 		/* Only the pinned page in the range. */
 		assert_int_equal(
 			gm_convert_ex(s, 6 * PG, PG, GM_ATTR_PRIVATE, fl, &co),
@@ -128,7 +106,7 @@ static void test_pin_blocks_private(void **state)
 		gm_convert_ex(s, 7 * PG, 9 * PG, GM_ATTR_PRIVATE, 0, &co),
 		-EBUSY);
 	assert_int_equal(co.error_offset, 9 * PG);
-	expect_pattern(s, 0, n * PG, 61);
+	tu_expect_pattern(s, 0, n * PG, 61);
 	/* Around the pins, conversions work. */
 	assert_int_equal(gm_convert(s, 0, 3 * PG, GM_ATTR_PRIVATE, 0), 0);
 	assert_int_equal(gm_convert(s, 4 * PG, PG, GM_ATTR_PRIVATE, 0), 0);
@@ -138,7 +116,7 @@ static void test_pin_blocks_private(void **state)
 	/* To shared, across pinned pages: unaffected. */
 	assert_int_equal(gm_convert(s, 0, n * PG, GM_ATTR_SHARED, 0), 0);
 	assert_int_equal(gm_range_is(s, 0, n * PG, GM_ATTR_SHARED), 1);
-	expect_pattern(s, 0, 10 * PG, 61);
+	tu_expect_pattern(s, 0, 10 * PG, 61);
 	gm_unpin(p3);
 	gm_unpin(p2);
 	/* p1 still blocks. */
@@ -203,7 +181,7 @@ static void check_pin_ptr(struct gm_store *s, uint64_t off, uint64_t len,
 	assert_int_equal(gm_pin_length(p), len);
 	/* Write through the pointer, read through the API. */
 	tu_pat_fill(ptr, len, off, seed);
-	expect_pattern(s, off, len, seed);
+	tu_expect_pattern(s, off, len, seed);
 	/* And the other way round. */
 	tu_pat_fill(buf, len, off, seed + 1);
 	assert_int_equal(gm_write(s, off, buf, len), 0);
@@ -268,7 +246,7 @@ static void test_pin_survives_budget(void **state)
 		s = tu_store_with(&o);
 		v = gm_view_base(s);
 		assert_int_equal(gm_hv_visible_add(s, 40 * PG, PG), 0);
-		write_pattern(s, 0, n * PG, 111);
+		tu_write_pattern(s, 0, n * PG, 111);
 		assert_int_equal(gm_pin(s, 20 * PG, 2 * PG, 0, &p), 0);
 		ptr = gm_pin_ptr(p);
 		assert_int_equal(tu_pat_check(ptr, 2 * PG, 20 * PG, 111),
@@ -380,7 +358,7 @@ static void test_revoke_sync(void **state)
 	struct gm_stats a, b;
 	struct gm_convert_opts co = { .sz = sizeof(co) };
 
-	write_pattern(s, 0, 16 * PG, 81);
+	tu_write_pattern(s, 0, 16 * PG, 81);
 	assert_int_equal(
 		gm_pin_revocable(s, 2 * PG, 2 * PG, 0, revoke_cb, &h1, &h1.pin),
 		0);
@@ -409,7 +387,7 @@ static void test_revoke_sync(void **state)
 	assert_int_equal(gm_range_is(s, 0, 8 * PG, GM_ATTR_PRIVATE), 1);
 	/* In place: contents kept. */
 	assert_int_equal(gm_convert(s, 0, 8 * PG, GM_ATTR_SHARED, 0), 0);
-	expect_pattern(s, 0, 16 * PG, 81);
+	tu_expect_pattern(s, 0, 16 * PG, 81);
 	/* REVOKE with no pins at all: a plain conversion. */
 	assert_int_equal(gm_convert(s, 0, 8 * PG, GM_ATTR_PRIVATE,
 				    GM_CONVERT_REVOKE | GM_CONVERT_DESTRUCTIVE),
@@ -454,7 +432,7 @@ static void test_revoke_timeout(void **state)
 	struct gm_stats a, b;
 	uint8_t *ptr;
 
-	write_pattern(s, 0, 8 * PG, 91);
+	tu_write_pattern(s, 0, 8 * PG, 91);
 	assert_int_equal(
 		gm_pin_revocable(s, 3 * PG, 2 * PG, 0, revoke_cb, &h, &h.pin),
 		0);
@@ -471,7 +449,7 @@ static void test_revoke_timeout(void **state)
 	assert_int_equal(b.busy_refusals, a.busy_refusals + 1);
 	/* Unchanged, and the pin still good. */
 	assert_int_equal(gm_range_is(s, 0, 8 * PG, GM_ATTR_SHARED), 1);
-	expect_pattern(s, 0, 8 * PG, 91);
+	tu_expect_pattern(s, 0, 8 * PG, 91);
 	ptr = gm_pin_ptr(h.pin);
 	assert_int_equal(tu_pat_check(ptr, 2 * PG, 3 * PG, 91), 2 * PG);
 	assert_int_equal(pins_active(s), 1);
@@ -497,14 +475,14 @@ static void test_revoke_not_revocable(void **state)
 				      .revoke_timeout_ns = 10000000ull };
 	struct gm_pin *p;
 
-	write_pattern(s, 0, 8 * PG, 101);
+	tu_write_pattern(s, 0, 8 * PG, 101);
 	assert_int_equal(gm_pin(s, 6 * PG, PG, 0, &p), 0);
 	assert_int_equal(gm_convert_ex(s, 0, 8 * PG, GM_ATTR_PRIVATE,
 				       GM_CONVERT_REVOKE, &co),
 			 -EBUSY);
 	assert_int_equal(co.error_offset, 6 * PG);
 	assert_int_equal(gm_range_is(s, 0, 8 * PG, GM_ATTR_SHARED), 1);
-	expect_pattern(s, 0, 8 * PG, 101);
+	tu_expect_pattern(s, 0, 8 * PG, 101);
 	/* gm_pin_revocable with a NULL callback is not revocable either. */
 	gm_unpin(p);
 	assert_int_equal(gm_pin_revocable(s, 6 * PG, PG, 0, NULL, NULL, &p), 0);

@@ -288,3 +288,31 @@ uint64_t tu_now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+void tu_write_pattern(struct gm_store *s, uint64_t off, uint64_t len,
+		      uint32_t seed)
+{
+	uint8_t *b = malloc(len);
+
+	assert_non_null(b);
+	tu_pat_fill(b, len, off, seed);
+	assert_int_equal(gm_write(s, off, b, len), 0);
+	free(b);
+}
+
+void tu_expect_pattern(struct gm_store *s, uint64_t off, uint64_t len,
+		       uint32_t seed)
+{
+	uint8_t *b = malloc(len);
+	size_t bad;
+
+	assert_non_null(b);
+	assert_int_equal(gm_read(s, off, b, len), 0);
+	bad = tu_pat_check(b, len, off, seed);
+	if (bad != len)
+		fprintf(stderr, "byte 0x%llx: 0x%02x, expected 0x%02x\n",
+			(unsigned long long)(off + bad), b[bad],
+			tu_pat_byte(off + bad, seed));
+	assert_int_equal(bad, len);
+	free(b);
+}

@@ -55,6 +55,12 @@ uint8_t tu_pat_byte(uint64_t off, uint32_t seed);
 void tu_pat_fill(void *buf, size_t len, uint64_t off, uint32_t seed);
 /* Index of the first byte not matching the pattern, or len. */
 size_t tu_pat_check(const void *buf, size_t len, uint64_t off, uint32_t seed);
+/* gm_write the pattern over [off, off + len); asserts. */
+void tu_write_pattern(struct gm_store *s, uint64_t off, uint64_t len,
+		      uint32_t seed);
+/* gm_read [off, off + len) and assert it holds the pattern. */
+void tu_expect_pattern(struct gm_store *s, uint64_t off, uint64_t len,
+		       uint32_t seed);
 /* Index of the first non-zero byte, or len. */
 size_t tu_zero_check(const void *buf, size_t len);
 

@@ -71,6 +71,16 @@ int32_t check_guest_range(struct vm *vm, uint64_t gpa, uint64_t len,
 	return 0;
 }
 
+int32_t check_buffer_request(struct vm *vm, const struct io_args *a,
+			     uint32_t op, uint64_t max)
+{
+	if (a->op != op)
+		return refuse(vm, REFUSE_MALFORMED, GMVM_ENOSYS);
+	if (a->a1 > max)
+		return refuse(vm, REFUSE_TOO_BIG, GMVM_E2BIG);
+	return check_guest_range(vm, a->a0, a->a1, false);
+}
+
 uint64_t fnv1a64(const void *buf, size_t len, uint64_t h)
 {
 	const uint8_t *p = buf;

@@ -29,11 +29,7 @@ static int32_t console_request(struct vm *vm, struct vcpu *vcpu,
 	int ret;
 
 	(void)vcpu;
-	if (a->op != GMVM_CONSOLE_WRITE)
-		return refuse(vm, REFUSE_MALFORMED, GMVM_ENOSYS);
-	if (a->a1 > sizeof(buf))
-		return refuse(vm, REFUSE_TOO_BIG, GMVM_E2BIG);
-	st = check_guest_range(vm, a->a0, a->a1, false);
+	st = check_buffer_request(vm, a, GMVM_CONSOLE_WRITE, sizeof(buf));
 	if (st)
 		return st;
 	ret = gm_read(vm->store, a->a0, buf, a->a1);

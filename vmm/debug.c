@@ -50,11 +50,7 @@ static int32_t debug_request(struct vm *vm, struct vcpu *vcpu,
 	int ret;
 
 	(void)vcpu;
-	if (a->op != GMVM_DEBUG_PEEK)
-		return refuse(vm, REFUSE_MALFORMED, GMVM_ENOSYS);
-	if (a->a1 > sizeof(buf))
-		return refuse(vm, REFUSE_TOO_BIG, GMVM_E2BIG);
-	st = check_guest_range(vm, a->a0, a->a1, false);
+	st = check_buffer_request(vm, a, GMVM_DEBUG_PEEK, sizeof(buf));
 	if (st)
 		return st;
 	memset(buf, 0, sizeof(buf));

@@ -215,6 +215,13 @@ int32_t refuse(struct vm *vm, enum refuse_reason why, int32_t status);
  */
 int32_t check_guest_range(struct vm *vm, uint64_t gpa, uint64_t len,
 			  bool aligned);
+/*
+ * A request that names a guest buffer [a0, a0 + a1): its op must be `op`,
+ * its length at most `max`, its range inside guest memory. 0 or a refused
+ * status.
+ */
+int32_t check_buffer_request(struct vm *vm, const struct io_args *a,
+			     uint32_t op, uint64_t max);
 
 /* devices */
 void console_init(void);
