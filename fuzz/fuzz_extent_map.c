@@ -7,8 +7,11 @@
  * positions cluster around interesting places (0, the end, chunk edges,
  * earlier positions) so that extents meet, split and merge. After each
  * operation: extent count, values and extents around the touched range;
- * now and then and at the end, every extent, and the memory bound of the
- * issue (bytes <= min(32 B x extents, 1.25 x a bitmap) + 64 KiB).
+ * now and then and at the end, every extent, the map's own invariants
+ * (emap_test_check: tree, counts, every directory slot against the tree)
+ * and the memory bound of the issue (bytes <= min(32 B x extents, 1.25 x a
+ * bitmap) + 64 KiB). A "comb" operation sets many single pages at once, so
+ * that groups become dense enough for lookup directories.
  */
 #include <errno.h>
 #include <string.h>
@@ -17,6 +20,8 @@
 #include "fuzz_common.h"
 
 #define MAX_B 4096
+
+int emap_test_check(const struct emap *m);
 
 struct model {
 	uint64_t np;
@@ -208,7 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FZ_CHECK(emap_npages(em) == m.np, "emap_npages");
 
 	while (rd_more(&r) && ops++ < 2000) {
-		uint8_t op = rd(&r, 1) % 8, v;
+		uint8_t op = rd(&r, 1) % 9, v;
 		uint64_t s = pick_pos(&r, m.np, hist, nh), e;
 
 		e = s + pick_len(&r, m.np);
@@ -239,7 +244,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 6:
 			if (m.nb < 512)
 				check_all(em, &m);
+			ret = emap_test_check(em);
+			FZ_CHECK(!ret, "emap_test_check: %d", ret);
 			break;
+		case 7: {
+			/* every stride-th page of up to 512 from s */
+			uint64_t n = 1 + rd(&r, 2) % 512,
+				 stride = 2 + rd(&r, 1) % 4;
+
+			for (uint64_t i = 0; i < n && m.nb + 2 <= MAX_B; i++) {
+				uint64_t p = s + i * stride;
+
+				if (p >= m.np)
+					break;
+				ret = emap_set_checked(em, p, p + 1, v);
+				FZ_CHECK(!ret, "emap_set_checked: %d", ret);
+				mset(&m, p, p + 1, v);
+			}
+			break;
+		}
 		default:
 			FZ_CHECK(!emap_reserve(em), "emap_reserve");
 			break;
@@ -255,6 +278,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_point(em, &m, e);
 	}
 	check_all(em, &m);
+	ret = emap_test_check(em);
+	FZ_CHECK(!ret, "emap_test_check: %d", ret);
 	emap_destroy(em);
 	return 0;
 }

@@ -416,16 +416,25 @@ static void op_unpin(struct reader *r)
 	mp->active = false;
 }
 
+/* A byte range of the store from the input; true if it holds a private page. */
+static bool pick_bytes(struct reader *r, uint64_t *off, uint64_t *len)
+{
+	bool priv = false;
+
+	*off = rd(r, 3) % (z.np * PG);
+	*len = 1 + rd(r, 2) % (z.np * PG - *off);
+	for (uint64_t p = *off / PG; p <= (*off + *len - 1) / PG; p++)
+		priv |= z.attr[p] == GM_ATTR_PRIVATE;
+	return priv;
+}
+
 static void op_read(struct reader *r)
 {
-	uint64_t off = rd(r, 3) % (z.np * PG), len;
 	static uint8_t buf[MAXP * PG];
-	bool priv = false;
+	uint64_t off, len;
+	bool priv = pick_bytes(r, &off, &len);
 	int ret;
 
-	len = 1 + rd(r, 2) % (z.np * PG - off);
-	for (uint64_t p = off / PG; p <= (off + len - 1) / PG; p++)
-		priv |= z.attr[p] == GM_ATTR_PRIVATE;
 	memset(buf, 0xee, len);
 	ret = gm_read(z.st, off, buf, len);
 	if (priv) {
@@ -447,14 +456,11 @@ static void fill(uint8_t *p, uint64_t len, uint8_t seed)
 
 static void op_write(struct reader *r)
 {
-	uint64_t off = rd(r, 3) % (z.np * PG), len;
 	static uint8_t buf[MAXP * PG];
-	bool priv = false;
+	uint64_t off, len;
+	bool priv = pick_bytes(r, &off, &len);
 	int ret;
 
-	len = 1 + rd(r, 2) % (z.np * PG - off);
-	for (uint64_t p = off / PG; p <= (off + len - 1) / PG; p++)
-		priv |= z.attr[p] == GM_ATTR_PRIVATE;
 	fill(buf, len, rd(r, 1) | 1);
 	ret = gm_write(z.st, off, buf, len);
 	if (priv) {

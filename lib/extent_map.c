@@ -32,6 +32,21 @@
  * buffer taken from the reserve may be larger than the chunk needs, and a
  * chunk may shrink below its form; such chunks are noted as pending and
  * trimmed to size by the next emap_reserve() (at most two are ever pending).
+ *
+ * Dense groups get a directory for O(1) lookups. The chunks are grouped by
+ * GROUP_CHUNKS (a group covers 4 GiB of 4 KiB pages); a group whose chunks
+ * hold at least DIR_BUILD boundaries gets a directory page: one struct chunk
+ * per chunk of the group, a copy of the tree's entry (sharing its array or
+ * bitmap) or, for a missing chunk, an empty entry whose `in` is the value of
+ * all its pages. A lookup there is one load of the slot and one of the data,
+ * like a bitmap's one load, instead of a descent of the tree. The tree stays
+ * the truth: emap_set() refreshes the slots of the chunks it changed and
+ * fills those of the chunks it removed; emap_reserve() builds the pages of
+ * the groups the last set made dense (never emap_set(): it must not
+ * allocate), and a page goes when its group falls below DIR_DROP
+ * boundaries, so a page costs at most 8 bytes per boundary. Only maps of up
+ * to DIR_MAX_PAGES pages have directories (the group table is then at most
+ * 16 KiB).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -52,6 +67,14 @@
 /* A bitmap chunk goes back to an array at this many boundaries or fewer. */
 #define ARRAY_LOW (ARRAY_MAX / 2)
 #define INLINE_MAX 4
+
+#define GROUP_SHIFT 8
+#define GROUP_CHUNKS (1u << GROUP_SHIFT)
+#define GROUP_MASK (GROUP_CHUNKS - 1)
+#define DIR_BYTES (GROUP_CHUNKS * sizeof(struct chunk))
+#define DIR_BUILD 1024
+#define DIR_DROP (DIR_BYTES / 8)
+#define DIR_MAX_PAGES (1ULL << 30)
 
 enum { CK_INLINE, CK_ARRAY, CK_BITMAP };
 
@@ -104,9 +127,20 @@ _Static_assert(sizeof(struct node) <= NODE_BYTES, "node size");
 _Static_assert(ARRAY_MAX <= UINT16_MAX && CHUNK_PAGES <= UINT16_MAX,
 	       "16-bit offsets and counts");
 
+/* A group of GROUP_CHUNKS chunks. */
+struct group {
+	struct chunk *dir; /* the directory page, or NULL */
+	uint32_t bounds; /* boundaries in the group's chunks */
+};
+
 struct emap {
 	uint64_t npages;
 	uint64_t nr_bounds; /* boundaries in all chunks */
+	struct group *groups; /* NULL when npages > DIR_MAX_PAGES */
+	uint32_t nr_groups;
+	/* Groups the last emap_set() added boundaries to. */
+	unsigned int nr_touched;
+	uint32_t touched[2];
 	size_t bytes; /* heap held, this struct included */
 	struct node *root;
 	unsigned int height; /* levels, 1 for a lone leaf */
@@ -211,6 +245,13 @@ static void chunk_release(struct emap *m, struct chunk *c)
 		array_free(m, c->arr, c->cap);
 	else if (c->kind == CK_BITMAP)
 		buf_put(m, c->bits);
+}
+
+static void bounds_add(struct emap *m, uint32_t key, int64_t delta)
+{
+	m->nr_bounds += delta;
+	if (m->groups)
+		m->groups[key >> GROUP_SHIFT].bounds += delta;
 }
 
 static void mark_pending(struct emap *m, uint32_t key)
@@ -820,7 +861,7 @@ static void leaf_remove(struct emap *m, struct path *p, unsigned int from,
 	struct node *leaf = p->n[p->h - 1];
 
 	for (unsigned int i = from; i < to; i++) {
-		m->nr_bounds -= leaf->l.c[i].nr;
+		bounds_add(m, leaf->l.keys[i], -(int64_t)leaf->l.c[i].nr);
 		chunk_release(m, &leaf->l.c[i]);
 	}
 	memmove(&leaf->l.keys[from], &leaf->l.keys[to],
@@ -876,18 +917,15 @@ static inline void prefetch_range(const void *p, size_t len)
 		__builtin_prefetch((const char *)p + off);
 }
 
-uint8_t emap_get(const struct emap *m, uint64_t page)
+/* The value of page from the tree alone (page < npages). */
+static uint8_t tree_get(const struct emap *m, uint64_t page)
 {
 	const struct chunk *c;
 	const struct node *n;
-	uint32_t key;
+	uint32_t key = page >> CHUNK_SHIFT;
 	struct path p;
 	int i;
 
-	if (!m)
-		return 0;
-	page = page_clamp(m, page);
-	key = page >> CHUNK_SHIFT;
 	n = m->root;
 	while (!n->leaf) {
 		prefetch_range(n->i.keys, (n->nr - 1) * sizeof(uint32_t));
@@ -914,6 +952,24 @@ uint8_t emap_get(const struct emap *m, uint64_t page)
 	c = &n->l.c[i];
 	if (n->l.keys[i] != key)
 		return chunk_out(c);
+	if (c->kind == CK_ARRAY)
+		prefetch_range(c->arr, c->nr * sizeof(uint16_t));
+	return chunk_value(c, page & CHUNK_MASK);
+}
+
+uint8_t emap_get(const struct emap *m, uint64_t page)
+{
+	const struct chunk *dir, *c;
+	uint32_t key;
+
+	if (!m)
+		return 0;
+	page = page_clamp(m, page);
+	key = page >> CHUNK_SHIFT;
+	dir = m->groups ? m->groups[key >> GROUP_SHIFT].dir : NULL;
+	if (!dir)
+		return tree_get(m, page);
+	c = &dir[key & GROUP_MASK];
 	if (c->kind == CK_ARRAY)
 		prefetch_range(c->arr, c->nr * sizeof(uint16_t));
 	return chunk_value(c, page & CHUNK_MASK);
@@ -993,6 +1049,102 @@ size_t emap_bytes(const struct emap *m)
 	return m ? m->bytes : 0;
 }
 
+/* ---- directory ---- */
+
+static uint32_t nr_chunks(const struct emap *m)
+{
+	return ((m->npages - 1) >> CHUNK_SHIFT) + 1;
+}
+
+/* The slot of a missing chunk whose pages all have value val. */
+static void slot_missing(struct chunk *d, uint8_t val)
+{
+	memset(d, 0, sizeof(*d));
+	d->kind = CK_INLINE;
+	d->in = val;
+}
+
+static struct chunk *dir_of(const struct emap *m, uint32_t key)
+{
+	return m->groups ? m->groups[key >> GROUP_SHIFT].dir : NULL;
+}
+
+/* Bring key's slot, if its group has a directory, in line with the tree. */
+static void dir_refresh(const struct emap *m, uint32_t key)
+{
+	struct chunk *dir = dir_of(m, key);
+	const struct chunk *c;
+	struct path p;
+
+	if (!dir)
+		return;
+	c = find_eq(m, key, &p);
+	if (c)
+		dir[key & GROUP_MASK] = *c;
+	else
+		slot_missing(&dir[key & GROUP_MASK],
+			     tree_get(m, chunk_base(key)));
+}
+
+/* The chunks in (lo, hi) were removed, all their pages set to val. */
+static void dir_fill(const struct emap *m, uint64_t lo, uint64_t hi,
+		     uint8_t val)
+{
+	for (uint64_t k = lo + 1, to; k < hi; k = to) {
+		struct chunk *dir = dir_of(m, k);
+
+		to = (k | GROUP_MASK) + 1;
+		if (to > hi)
+			to = hi;
+		for (uint64_t j = k; dir && j < to; j++)
+			slot_missing(&dir[j & GROUP_MASK], val);
+	}
+}
+
+/* Free the pages of the groups of chunks [lo, hi] that became sparse. */
+static void dir_settle(struct emap *m, uint32_t lo, uint32_t hi)
+{
+	for (uint32_t g = lo >> GROUP_SHIFT; g <= hi >> GROUP_SHIFT; g++) {
+		struct group *gr = &m->groups[g];
+
+		if (gr->dir && gr->bounds < DIR_DROP) {
+			mem_free(m, gr->dir, DIR_BYTES);
+			gr->dir = NULL;
+		}
+	}
+}
+
+/* Give group g a directory page; without memory it keeps using the tree. */
+static void dir_build(struct emap *m, uint32_t g)
+{
+	struct chunk *dir = mem_alloc(m, DIR_BYTES);
+	uint32_t k0 = g << GROUP_SHIFT;
+	uint8_t v = m->v0;
+	struct path p;
+	bool more;
+
+	if (!dir)
+		return;
+	if (!find_le(m, k0, &p)) {
+		more = path_first(m, &p);
+	} else if (path_key(&p) == k0) {
+		more = true;
+	} else {
+		v = chunk_out(path_chunk(&p));
+		more = path_next(&p);
+	}
+	for (uint32_t i = 0; i < GROUP_CHUNKS; i++) {
+		if (more && path_key(&p) == k0 + i) {
+			dir[i] = *path_chunk(&p);
+			v = chunk_out(&dir[i]);
+			more = path_next(&p);
+		} else {
+			slot_missing(&dir[i], v);
+		}
+	}
+	m->groups[g].dir = dir;
+}
+
 /* ---- create, destroy, reserve ---- */
 
 int emap_create(uint64_t npages, uint8_t initial, struct emap **out)
@@ -1020,6 +1172,16 @@ int emap_create(uint64_t npages, uint8_t initial, struct emap **out)
 	m->root->leaf = 1;
 	m->root->nr = 0;
 	m->height = 1;
+	if (npages <= DIR_MAX_PAGES) {
+		m->nr_groups =
+			((npages - 1) >> (CHUNK_SHIFT + GROUP_SHIFT)) + 1;
+		m->groups = mem_alloc(m, m->nr_groups * sizeof(struct group));
+		if (!m->groups) {
+			emap_destroy(m);
+			return -ENOMEM;
+		}
+		memset(m->groups, 0, m->nr_groups * sizeof(struct group));
+	}
 	*out = m;
 	return 0;
 }
@@ -1047,6 +1209,9 @@ void emap_destroy(struct emap *m)
 			 sizeof(struct node));
 	while (m->nr_spare_bufs)
 		mem_free(m, m->spare_bufs[--m->nr_spare_bufs], BUF_BYTES);
+	for (uint32_t g = 0; m->groups && g < m->nr_groups; g++)
+		mem_free(m, m->groups[g].dir, DIR_BYTES);
+	mem_free(m, m->groups, m->nr_groups * sizeof(struct group));
 	free(m);
 }
 
@@ -1076,6 +1241,7 @@ static void trim(struct emap *m, uint32_t key)
 	c->kind = CK_ARRAY;
 	c->arr = na;
 	c->cap = cap;
+	dir_refresh(m, key);
 }
 
 int emap_reserve(struct emap *m)
@@ -1103,6 +1269,13 @@ int emap_reserve(struct emap *m)
 			return -ENOMEM;
 		m->spare_bufs[m->nr_spare_bufs++] = b;
 	}
+	for (unsigned int i = 0; i < m->nr_touched; i++) {
+		uint32_t g = m->touched[i];
+
+		if (!m->groups[g].dir && m->groups[g].bounds >= DIR_BUILD)
+			dir_build(m, g);
+	}
+	m->nr_touched = 0;
 	return 0;
 }
 
@@ -1119,8 +1292,26 @@ static bool chunk_snapshot(const struct emap *m, uint32_t key, struct chunk *c)
 	}
 	memset(c, 0, sizeof(*c));
 	c->kind = CK_INLINE;
-	c->in = emap_get(m, chunk_base(key));
+	c->in = tree_get(m, chunk_base(key));
 	return false;
+}
+
+/*
+ * After a set whose first chunk is ka and last last: the chunks between
+ * were removed (their pages are val), ka and, if in_e, last changed.
+ */
+static void dir_update(struct emap *m, uint32_t ka, uint32_t last, bool in_e,
+		       uint8_t val)
+{
+	dir_fill(m, ka, in_e ? last : (uint64_t)last + 1, val);
+	dir_refresh(m, ka);
+	if (in_e)
+		dir_refresh(m, last);
+	dir_settle(m, ka, last);
+	/* Only these two chunks can have gained boundaries. */
+	m->touched[0] = ka >> GROUP_SHIFT;
+	m->touched[1] = last >> GROUP_SHIFT;
+	m->nr_touched = 2;
 }
 
 /* Apply chunk_set() to the chunk of key, creating or deleting it. */
@@ -1133,9 +1324,9 @@ static void modify(struct emap *m, uint32_t key, bool exists,
 
 	if (exists)
 		c = find_eq(m, key, &p);
-	m->nr_bounds -= c->nr;
+	bounds_add(m, key, -(int64_t)c->nr);
 	chunk_set(m, key, c, lo, hi, val, new_in);
-	m->nr_bounds += c->nr;
+	bounds_add(m, key, c->nr);
 	if (exists && c->nr == 0)
 		leaf_remove(m, &p, p.i[p.h - 1], p.i[p.h - 1] + 1);
 	else if (!exists && c->nr)
@@ -1191,6 +1382,12 @@ void emap_set(struct emap *m, uint64_t start, uint64_t end, uint8_t val)
 	       start == 0 ? val : ca.in);
 	if (in_e)
 		modify(m, ke, has_e, &ce, 0, end - base_e, val, val);
+	if (m->groups)
+		dir_update(m, ka,
+			   in_e		   ? ke :
+			   end < m->npages ? ka :
+					     nr_chunks(m) - 1,
+			   in_e, val);
 }
 
 int emap_set_checked(struct emap *m, uint64_t start, uint64_t end, uint8_t val)
@@ -1211,6 +1408,17 @@ int emap_set_checked(struct emap *m, uint64_t start, uint64_t end, uint8_t val)
 uint64_t emap_test_nr_allocs(const struct emap *m);
 void emap_test_fail_after(struct emap *m, int64_t n);
 int emap_test_check(const struct emap *m);
+uint64_t emap_test_nr_dirs(const struct emap *m);
+
+/* Directory pages the map holds. */
+uint64_t emap_test_nr_dirs(const struct emap *m)
+{
+	uint64_t n = 0;
+
+	for (uint32_t g = 0; m->groups && g < m->nr_groups; g++)
+		n += m->groups[g].dir != NULL;
+	return n;
+}
 
 /* Allocations made by the map since its creation. */
 uint64_t emap_test_nr_allocs(const struct emap *m)
@@ -1231,6 +1439,7 @@ struct check {
 	uint32_t prev_key;
 	uint8_t prev_out;
 	unsigned int leaf_depth;
+	uint64_t *group_bounds;
 };
 
 static int check_chunk(struct check *k, uint32_t key, const struct chunk *c)
@@ -1272,6 +1481,8 @@ static int check_chunk(struct check *k, uint32_t key, const struct chunk *c)
 			return -4;
 	}
 	k->bounds += c->nr;
+	if (k->group_bounds)
+		k->group_bounds[key >> GROUP_SHIFT] += c->nr;
 	k->have_prev = true;
 	k->prev_key = key;
 	k->prev_out = chunk_out(c);
@@ -1318,13 +1529,68 @@ static int check_node(struct check *k, const struct node *n, unsigned int depth,
 	return 0;
 }
 
+static bool same_chunk(const struct chunk *a, const struct chunk *b)
+{
+	if (a->nr != b->nr || a->in != b->in || a->kind != b->kind)
+		return false;
+	if (a->kind == CK_INLINE)
+		return !memcmp(a->inl, b->inl, a->nr * sizeof(uint16_t));
+	if (a->kind == CK_ARRAY && a->cap != b->cap)
+		return false;
+	return a->arr == b->arr;
+}
+
+/* Every directory slot against the tree, and the groups' counts. */
+static int check_groups(struct check *k)
+{
+	const struct emap *m = k->m;
+
+	for (uint32_t g = 0; g < m->nr_groups; g++) {
+		const struct chunk *dir = m->groups[g].dir;
+
+		if (m->groups[g].bounds != k->group_bounds[g])
+			return -30;
+		if (!dir)
+			continue;
+		k->bytes += DIR_BYTES;
+		if (m->groups[g].bounds < DIR_DROP)
+			return -31;
+		for (uint32_t i = 0; i < GROUP_CHUNKS; i++) {
+			uint32_t key = (g << GROUP_SHIFT) + i;
+			const struct chunk *c;
+			struct path p;
+
+			if (key >= nr_chunks(m))
+				break;
+			c = find_eq(m, key, &p);
+			if (c ? !same_chunk(&dir[i], c) :
+				dir[i].nr || dir[i].kind != CK_INLINE ||
+					    dir[i].in !=
+						    tree_get(m,
+							     chunk_base(key)))
+				return -32;
+		}
+	}
+	return 0;
+}
+
 /* Check the map's invariants: 0, or a negative code naming the failure. */
 int emap_test_check(const struct emap *m)
 {
 	struct check k = { .m = m };
 	int ret;
 
+	if (m->groups) {
+		k.group_bounds = calloc(m->nr_groups, sizeof(uint64_t));
+		if (!k.group_bounds)
+			return -ENOMEM;
+	}
 	ret = check_node(&k, m->root, 1, 0, (uint64_t)UINT32_MAX + 1);
+	if (!ret && m->groups) {
+		k.bytes += m->nr_groups * sizeof(struct group);
+		ret = check_groups(&k);
+	}
+	free(k.group_bounds);
 	if (ret)
 		return ret;
 	if (k.leaf_depth != m->height)

@@ -22,6 +22,7 @@
 uint64_t emap_test_nr_allocs(const struct emap *m);
 void emap_test_fail_after(struct emap *m, int64_t n);
 int emap_test_check(const struct emap *m);
+uint64_t emap_test_nr_dirs(const struct emap *m);
 
 #define TIB_PAGES (1ULL << 28)
 #define MAX_PAGES (1ULL << 40)
@@ -802,6 +803,97 @@ static void test_forms(void **state)
 	free(r.v);
 }
 
+/*
+ * Lookup directories: a group (2^20 pages) with enough boundaries gets one
+ * at the next reserve, lookups and sets through it agree with the
+ * reference, and it goes when the group empties. Maps too large for
+ * directories never get one.
+ */
+static void dense_group(struct emap *m, struct bref *r, uint64_t base)
+{
+	/* 1024 single pages: 2048 boundaries, far above the build mark. */
+	for (uint64_t p = base + 1; p < base + 2049; p += 2) {
+		set_reserved(m, p, p + 1, 1);
+		bref_set(r, p, p + 1, 1);
+	}
+	assert_int_equal(emap_reserve(m), 0);
+}
+
+static void test_directory(void **state)
+{
+	struct rng g = seeded("directory", 0x5eed000b);
+	struct bref r = { .n = (3 << 20) + 5000 };
+	struct emap *m = create(r.n, 0);
+	uint64_t big = 1ULL << 31;
+
+	(void)state;
+	r.v = calloc(r.n, 1);
+	assert_non_null(r.v);
+	assert_int_equal(emap_test_nr_dirs(m), 0);
+	dense_group(m, &r, 5);
+	assert_int_equal(emap_test_nr_dirs(m), 1);
+	dense_group(m, &r, 1 << 20);
+	dense_group(m, &r, 3ULL << 20); /* the last, partial group */
+	assert_int_equal(emap_test_nr_dirs(m), 3);
+	check_all_bref(m, &r);
+	for (int i = 0; i < 200000; i++) {
+		uint64_t s, e, p = rnd_below(&g, r.n);
+		uint8_t v = rnd_below(&g, 2);
+
+		assert_int_equal(emap_get(m, p), r.v[p]);
+		if (i % 4)
+			continue;
+		/* short and medium ranges: the groups stay dense */
+		rnd_range(&g, r.n, 0, 10, &s, &e);
+		set_reserved(m, s, e, v);
+		bref_set(&r, s, e, v);
+		if (i % 4096 == 0)
+			assert_int_equal(emap_test_check(m), 0);
+	}
+	check_all_bref(m, &r);
+	assert_true(emap_test_nr_dirs(m) >= 1);
+	/* Emptied groups lose their pages. */
+	set_reserved(m, 0, r.n, 0);
+	bref_set(&r, 0, r.n, 0);
+	assert_int_equal(emap_test_nr_dirs(m), 0);
+	dense_group(m, &r, 5);
+	dense_group(m, &r, 1 << 20);
+	dense_group(m, &r, 3ULL << 20);
+	assert_int_equal(emap_test_nr_dirs(m), 3);
+	/*
+	 * A range across groups: group 0 keeps its boundaries, group 1 keeps
+	 * enough of them (its page stays, its slots now say 1), group 2 has
+	 * none, group 3 is untouched.
+	 */
+	set_reserved(m, 3000, (1 << 20) + 1500, 1);
+	bref_set(&r, 3000, (1 << 20) + 1500, 1);
+	assert_int_equal(emap_test_nr_dirs(m), 3);
+	check_all_bref(m, &r);
+	for (uint64_t p = 0; p < r.n; p += 61)
+		assert_int_equal(emap_get(m, p), r.v[p]);
+	/* Emptied groups lose their pages. */
+	set_reserved(m, 2000, r.n, 0);
+	bref_set(&r, 2000, r.n, 0);
+	assert_int_equal(emap_test_nr_dirs(m), 1);
+	set_reserved(m, 0, r.n, 1);
+	bref_set(&r, 0, r.n, 1);
+	assert_int_equal(emap_test_nr_dirs(m), 0);
+	check_all_bref(m, &r);
+	emap_destroy(m);
+	free(r.v);
+
+	/* Above 2^30 pages: no directory, the tree serves every lookup. */
+	m = create(big, 0);
+	for (uint64_t p = 1; p < 4097; p += 2)
+		set_reserved(m, p, p + 1, 1);
+	assert_int_equal(emap_reserve(m), 0);
+	assert_int_equal(emap_test_nr_dirs(m), 0);
+	for (uint64_t p = 0; p < 5000; p++)
+		assert_int_equal(emap_get(m, p), p < 4097 ? p & 1 : 0);
+	assert_int_equal(emap_test_check(m), 0);
+	emap_destroy(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -809,6 +901,7 @@ int main(void)
 		cmocka_unit_test(test_single_page),
 		cmocka_unit_test(test_whole_and_end),
 		cmocka_unit_test(test_forms),
+		cmocka_unit_test(test_directory),
 		cmocka_unit_test(test_random_small),
 		cmocka_unit_test(test_random_medium),
 		cmocka_unit_test(test_random_tib),
