@@ -23,7 +23,10 @@ void emap_destroy(struct emap *m);
 
 uint64_t emap_npages(const struct emap *m);
 
-/* The value of page (page < npages). O(log extents). */
+/*
+ * The value of page (page < npages). O(log extents); O(1) in a dense part of
+ * the map that has a lookup directory (see emap_reserve()).
+ */
 uint8_t emap_get(const struct emap *m, uint64_t page);
 
 /*
@@ -35,7 +38,9 @@ void emap_extent(const struct emap *m, uint64_t page, uint64_t *start,
 
 /*
  * Make sure the next emap_set() of any range cannot fail: allocate ahead
- * whatever memory it may need. -ENOMEM leaves the map unchanged.
+ * whatever memory it may need. -ENOMEM leaves the map unchanged. Also gives
+ * the parts of the map that the last set made dense their lookup directory
+ * (without memory for it, lookups there just keep using the tree).
  */
 int emap_reserve(struct emap *m);
 
