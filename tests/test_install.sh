@@ -45,6 +45,7 @@ int main(void)
 }
 C
 # shellcheck disable=SC2046
-cc -o "$prefix/use" "$prefix/use.c" $(pkg-config --cflags --libs gmem)
+cc -o "$prefix/use" "$prefix/use.c" $(pkg-config --cflags --libs gmem) \
+	${GMEM_TEST_LDFLAGS:-}
 LD_LIBRARY_PATH=$libdir "$prefix/use"
 echo "ok: a program built with pkg-config --cflags --libs gmem ran"
