@@ -136,8 +136,7 @@ struct group {
 struct emap {
 	uint64_t npages;
 	uint64_t nr_bounds; /* boundaries in all chunks */
-	struct group *groups; /* NULL when npages > DIR_MAX_PAGES */
-	uint32_t nr_groups;
+	uint32_t nr_groups; /* 0 when npages > DIR_MAX_PAGES */
 	/* Groups the last emap_set() added boundaries to. */
 	unsigned int nr_touched;
 	uint32_t touched[2];
@@ -157,6 +156,9 @@ struct emap {
 	/* Testing: allocations made, and injected allocation failures. */
 	uint64_t nr_allocs;
 	int64_t fail_after; /* < 0: never */
+
+	/* In the map's own allocation: a lookup loads no pointer to it. */
+	struct group groups[];
 };
 
 /* A position in the tree: the node and index taken at each level. */
@@ -250,7 +252,7 @@ static void chunk_release(struct emap *m, struct chunk *c)
 static void bounds_add(struct emap *m, uint32_t key, int64_t delta)
 {
 	m->nr_bounds += delta;
-	if (m->groups)
+	if (m->nr_groups)
 		m->groups[key >> GROUP_SHIFT].bounds += delta;
 }
 
@@ -330,7 +332,7 @@ static uint8_t chunk_out(const struct chunk *c)
 	return c->in ^ (c->nr & 1);
 }
 
-static uint8_t chunk_value(const struct chunk *c, unsigned int off)
+static inline uint8_t chunk_value(const struct chunk *c, unsigned int off)
 {
 	if (c->kind == CK_BITMAP)
 		return (c->bits[off / 64] >> (off % 64)) & 1;
@@ -964,9 +966,11 @@ uint8_t emap_get(const struct emap *m, uint64_t page)
 
 	if (!m)
 		return 0;
-	page = page_clamp(m, page);
+	/* Clamped off the fast path, so that no load of npages delays it. */
+	if (__builtin_expect(page >= m->npages, 0))
+		return tree_get(m, m->npages - 1);
 	key = page >> CHUNK_SHIFT;
-	dir = m->groups ? m->groups[key >> GROUP_SHIFT].dir : NULL;
+	dir = m->nr_groups ? m->groups[key >> GROUP_SHIFT].dir : NULL;
 	if (!dir)
 		return tree_get(m, page);
 	c = &dir[key & GROUP_MASK];
@@ -1066,7 +1070,7 @@ static void slot_missing(struct chunk *d, uint8_t val)
 
 static struct chunk *dir_of(const struct emap *m, uint32_t key)
 {
-	return m->groups ? m->groups[key >> GROUP_SHIFT].dir : NULL;
+	return m->nr_groups ? m->groups[key >> GROUP_SHIFT].dir : NULL;
 }
 
 /* Bring key's slot, if its group has a directory, in line with the tree. */
@@ -1149,6 +1153,7 @@ static void dir_build(struct emap *m, uint32_t g)
 
 int emap_create(uint64_t npages, uint8_t initial, struct emap **out)
 {
+	uint32_t groups = 0;
 	struct emap *m;
 
 	if (!out)
@@ -1156,13 +1161,16 @@ int emap_create(uint64_t npages, uint8_t initial, struct emap **out)
 	*out = NULL;
 	if (npages == 0 || npages > MAX_PAGES || initial > EMAP_MAX_VALUE)
 		return -EINVAL;
-	m = calloc(1, sizeof(*m));
+	if (npages <= DIR_MAX_PAGES)
+		groups = ((npages - 1) >> (CHUNK_SHIFT + GROUP_SHIFT)) + 1;
+	m = calloc(1, sizeof(*m) + groups * sizeof(struct group));
 	if (!m)
 		return -ENOMEM;
 	m->npages = npages;
+	m->nr_groups = groups;
 	m->v0 = initial;
 	m->fail_after = -1;
-	m->bytes = sizeof(*m);
+	m->bytes = sizeof(*m) + groups * sizeof(struct group);
 	m->nr_allocs = 1;
 	m->root = mem_alloc(m, sizeof(struct node));
 	if (!m->root) {
@@ -1172,16 +1180,6 @@ int emap_create(uint64_t npages, uint8_t initial, struct emap **out)
 	m->root->leaf = 1;
 	m->root->nr = 0;
 	m->height = 1;
-	if (npages <= DIR_MAX_PAGES) {
-		m->nr_groups =
-			((npages - 1) >> (CHUNK_SHIFT + GROUP_SHIFT)) + 1;
-		m->groups = mem_alloc(m, m->nr_groups * sizeof(struct group));
-		if (!m->groups) {
-			emap_destroy(m);
-			return -ENOMEM;
-		}
-		memset(m->groups, 0, m->nr_groups * sizeof(struct group));
-	}
 	*out = m;
 	return 0;
 }
@@ -1209,9 +1207,8 @@ void emap_destroy(struct emap *m)
 			 sizeof(struct node));
 	while (m->nr_spare_bufs)
 		mem_free(m, m->spare_bufs[--m->nr_spare_bufs], BUF_BYTES);
-	for (uint32_t g = 0; m->groups && g < m->nr_groups; g++)
+	for (uint32_t g = 0; g < m->nr_groups; g++)
 		mem_free(m, m->groups[g].dir, DIR_BYTES);
-	mem_free(m, m->groups, m->nr_groups * sizeof(struct group));
 	free(m);
 }
 
@@ -1382,7 +1379,7 @@ void emap_set(struct emap *m, uint64_t start, uint64_t end, uint8_t val)
 	       start == 0 ? val : ca.in);
 	if (in_e)
 		modify(m, ke, has_e, &ce, 0, end - base_e, val, val);
-	if (m->groups)
+	if (m->nr_groups)
 		dir_update(m, ka,
 			   in_e		   ? ke :
 			   end < m->npages ? ka :
@@ -1415,7 +1412,7 @@ uint64_t emap_test_nr_dirs(const struct emap *m)
 {
 	uint64_t n = 0;
 
-	for (uint32_t g = 0; m->groups && g < m->nr_groups; g++)
+	for (uint32_t g = 0; g < m->nr_groups; g++)
 		n += m->groups[g].dir != NULL;
 	return n;
 }
@@ -1580,13 +1577,13 @@ int emap_test_check(const struct emap *m)
 	struct check k = { .m = m };
 	int ret;
 
-	if (m->groups) {
+	if (m->nr_groups) {
 		k.group_bounds = calloc(m->nr_groups, sizeof(uint64_t));
 		if (!k.group_bounds)
 			return -ENOMEM;
 	}
 	ret = check_node(&k, m->root, 1, 0, (uint64_t)UINT32_MAX + 1);
-	if (!ret && m->groups) {
+	if (!ret && m->nr_groups) {
 		k.bytes += m->nr_groups * sizeof(struct group);
 		ret = check_groups(&k);
 	}
