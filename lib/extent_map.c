@@ -44,9 +44,12 @@
  * fills those of the chunks it removed; emap_reserve() builds the pages of
  * the groups the last set made dense (never emap_set(): it must not
  * allocate), and a page goes when its group falls below DIR_DROP
- * boundaries, so a page costs at most 8 bytes per boundary. Only maps of up
- * to DIR_MAX_PAGES pages have directories (the group table is then at most
- * 16 KiB).
+ * boundaries, so a page costs at most 8 bytes per boundary. A group so dense
+ * that its pages average one boundary in 16 (FLAT_BUILD) also gets a flat
+ * bitmap of its pages (128 KiB, at most 4 bytes per boundary until it goes
+ * at FLAT_DROP), which emap_set() updates bit by bit: a lookup there is a
+ * bitmap's single load. Only maps of up to DIR_MAX_PAGES pages have
+ * directories (the group table is then at most 24 KiB).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -75,6 +78,10 @@
 #define DIR_BUILD 1024
 #define DIR_DROP (DIR_BYTES / 8)
 #define DIR_MAX_PAGES (1ULL << 30)
+#define GROUP_PAGES (GROUP_CHUNKS * CHUNK_PAGES)
+#define FLAT_BYTES (GROUP_PAGES / 8)
+#define FLAT_BUILD (GROUP_PAGES / 16)
+#define FLAT_DROP (FLAT_BUILD / 2)
 
 enum { CK_INLINE, CK_ARRAY, CK_BITMAP };
 
@@ -130,6 +137,7 @@ _Static_assert(ARRAY_MAX <= UINT16_MAX && CHUNK_PAGES <= UINT16_MAX,
 /* A group of GROUP_CHUNKS chunks. */
 struct group {
 	struct chunk *dir; /* the directory page, or NULL */
+	uint64_t *flat; /* a bitmap of the group's pages, or NULL */
 	uint32_t bounds; /* boundaries in the group's chunks */
 };
 
@@ -430,18 +438,28 @@ static void bits_extract(const struct chunk *c, uint16_t *out)
 }
 
 /* Turn an inline or array chunk into a bitmap (buf: BUF_BYTES). */
-static void chunk_to_bitmap(struct emap *m, struct chunk *c, uint64_t *buf)
+/* Write the page values of chunk c into buf (BUF_BYTES). */
+static void chunk_render(const struct chunk *c, uint64_t *buf)
 {
-	const uint16_t *a = chunk_offsets(c);
+	const uint16_t *a = chunk_offsets_c(c);
 	unsigned int pos = 0;
 	uint8_t v = c->in;
 
+	if (c->kind == CK_BITMAP) {
+		memcpy(buf, c->bits, BUF_BYTES);
+		return;
+	}
 	for (unsigned int i = 0; i < c->nr; i++) {
 		bits_fill(buf, pos, a[i], v);
 		v ^= 1;
 		pos = a[i];
 	}
 	bits_fill(buf, pos, CHUNK_PAGES, v);
+}
+
+static void chunk_to_bitmap(struct emap *m, struct chunk *c, uint64_t *buf)
+{
+	chunk_render(c, buf);
 	if (c->kind == CK_ARRAY)
 		array_free(m, c->arr, c->cap);
 	c->kind = CK_BITMAP;
@@ -962,6 +980,7 @@ static uint8_t tree_get(const struct emap *m, uint64_t page)
 uint8_t emap_get(const struct emap *m, uint64_t page)
 {
 	const struct chunk *dir, *c;
+	const struct group *gr;
 	uint32_t key;
 
 	if (!m)
@@ -970,7 +989,15 @@ uint8_t emap_get(const struct emap *m, uint64_t page)
 	if (__builtin_expect(page >= m->npages, 0))
 		return tree_get(m, m->npages - 1);
 	key = page >> CHUNK_SHIFT;
-	dir = m->nr_groups ? m->groups[key >> GROUP_SHIFT].dir : NULL;
+	if (!m->nr_groups)
+		return tree_get(m, page);
+	gr = &m->groups[key >> GROUP_SHIFT];
+	if (gr->flat) {
+		uint64_t off = page % GROUP_PAGES;
+
+		return (gr->flat[off / 64] >> (off % 64)) & 1;
+	}
+	dir = gr->dir;
 	if (!dir)
 		return tree_get(m, page);
 	c = &dir[key & GROUP_MASK];
@@ -1115,6 +1142,10 @@ static void dir_settle(struct emap *m, uint32_t lo, uint32_t hi)
 			mem_free(m, gr->dir, DIR_BYTES);
 			gr->dir = NULL;
 		}
+		if (gr->flat && gr->bounds < FLAT_DROP) {
+			mem_free(m, gr->flat, FLAT_BYTES);
+			gr->flat = NULL;
+		}
 	}
 }
 
@@ -1147,6 +1178,38 @@ static void dir_build(struct emap *m, uint32_t g)
 		}
 	}
 	m->groups[g].dir = dir;
+}
+
+/* Give group g, which has a directory, a flat bitmap too (if memory allows). */
+static void flat_build(struct emap *m, uint32_t g)
+{
+	const struct chunk *dir = m->groups[g].dir;
+	uint64_t *flat = mem_alloc(m, FLAT_BYTES);
+
+	if (!flat)
+		return;
+	for (uint32_t i = 0; i < GROUP_CHUNKS; i++)
+		chunk_render(&dir[i], flat + i * BITMAP_WORDS);
+	m->groups[g].flat = flat;
+}
+
+/* Pages [start, end) now have value val: so do the flat bitmaps' bits. */
+static void flat_set(const struct emap *m, uint64_t start, uint64_t end,
+		     uint8_t val)
+{
+	/* Past the end, a chunk keeps its last page's value: so does flat. */
+	if (end == m->npages)
+		end = ((uint64_t)m->nr_groups) * GROUP_PAGES;
+	for (uint64_t p = start, to; p < end; p = to) {
+		const struct group *gr = &m->groups[p / GROUP_PAGES];
+
+		to = (p / GROUP_PAGES + 1) * GROUP_PAGES;
+		if (to > end)
+			to = end;
+		if (gr->flat)
+			bits_fill(gr->flat, p % GROUP_PAGES,
+				  to - p / GROUP_PAGES * GROUP_PAGES, val);
+	}
 }
 
 /* ---- create, destroy, reserve ---- */
@@ -1207,8 +1270,10 @@ void emap_destroy(struct emap *m)
 			 sizeof(struct node));
 	while (m->nr_spare_bufs)
 		mem_free(m, m->spare_bufs[--m->nr_spare_bufs], BUF_BYTES);
-	for (uint32_t g = 0; g < m->nr_groups; g++)
+	for (uint32_t g = 0; g < m->nr_groups; g++) {
 		mem_free(m, m->groups[g].dir, DIR_BYTES);
+		mem_free(m, m->groups[g].flat, FLAT_BYTES);
+	}
 	free(m);
 }
 
@@ -1271,6 +1336,9 @@ int emap_reserve(struct emap *m)
 
 		if (!m->groups[g].dir && m->groups[g].bounds >= DIR_BUILD)
 			dir_build(m, g);
+		if (m->groups[g].dir && !m->groups[g].flat &&
+		    m->groups[g].bounds >= FLAT_BUILD)
+			flat_build(m, g);
 	}
 	m->nr_touched = 0;
 	return 0;
@@ -1379,12 +1447,14 @@ void emap_set(struct emap *m, uint64_t start, uint64_t end, uint8_t val)
 	       start == 0 ? val : ca.in);
 	if (in_e)
 		modify(m, ke, has_e, &ce, 0, end - base_e, val, val);
-	if (m->nr_groups)
+	if (m->nr_groups) {
+		flat_set(m, start, end, val);
 		dir_update(m, ka,
 			   in_e		   ? ke :
 			   end < m->npages ? ka :
 					     nr_chunks(m) - 1,
 			   in_e, val);
+	}
 }
 
 int emap_set_checked(struct emap *m, uint64_t start, uint64_t end, uint8_t val)
@@ -1405,15 +1475,20 @@ int emap_set_checked(struct emap *m, uint64_t start, uint64_t end, uint8_t val)
 uint64_t emap_test_nr_allocs(const struct emap *m);
 void emap_test_fail_after(struct emap *m, int64_t n);
 int emap_test_check(const struct emap *m);
-uint64_t emap_test_nr_dirs(const struct emap *m);
+uint64_t emap_test_nr_dirs(const struct emap *m, uint64_t *flats);
 
-/* Directory pages the map holds. */
-uint64_t emap_test_nr_dirs(const struct emap *m)
+/* Directory pages the map holds, and flat bitmaps (flats != NULL). */
+uint64_t emap_test_nr_dirs(const struct emap *m, uint64_t *flats)
 {
 	uint64_t n = 0;
 
-	for (uint32_t g = 0; g < m->nr_groups; g++)
+	if (flats)
+		*flats = 0;
+	for (uint32_t g = 0; g < m->nr_groups; g++) {
 		n += m->groups[g].dir != NULL;
+		if (flats)
+			*flats += m->groups[g].flat != NULL;
+	}
 	return n;
 }
 
@@ -1537,21 +1612,50 @@ static bool same_chunk(const struct chunk *a, const struct chunk *b)
 	return a->arr == b->arr;
 }
 
+/* A group's flat bitmap against its directory slots. */
+static int check_flat(struct check *k, uint32_t g)
+{
+	const struct emap *m = k->m;
+	const struct group *gr = &m->groups[g];
+	uint64_t buf[BITMAP_WORDS];
+
+	if (!gr->flat)
+		return 0;
+	k->bytes += FLAT_BYTES;
+	if (gr->bounds < FLAT_DROP)
+		return -33;
+	for (uint32_t i = 0; i < GROUP_CHUNKS; i++) {
+		if ((g << GROUP_SHIFT) + i >= nr_chunks(m))
+			break;
+		chunk_render(&gr->dir[i], buf);
+		if (memcmp(buf, gr->flat + i * BITMAP_WORDS, BUF_BYTES))
+			return -34;
+	}
+	return 0;
+}
+
 /* Every directory slot against the tree, and the groups' counts. */
 static int check_groups(struct check *k)
 {
 	const struct emap *m = k->m;
+	int ret;
 
 	for (uint32_t g = 0; g < m->nr_groups; g++) {
 		const struct chunk *dir = m->groups[g].dir;
 
 		if (m->groups[g].bounds != k->group_bounds[g])
 			return -30;
-		if (!dir)
+		if (!dir) {
+			if (m->groups[g].flat)
+				return -35;
 			continue;
+		}
 		k->bytes += DIR_BYTES;
 		if (m->groups[g].bounds < DIR_DROP)
 			return -31;
+		ret = check_flat(k, g);
+		if (ret)
+			return ret;
 		for (uint32_t i = 0; i < GROUP_CHUNKS; i++) {
 			uint32_t key = (g << GROUP_SHIFT) + i;
 			const struct chunk *c;

@@ -22,7 +22,7 @@
 uint64_t emap_test_nr_allocs(const struct emap *m);
 void emap_test_fail_after(struct emap *m, int64_t n);
 int emap_test_check(const struct emap *m);
-uint64_t emap_test_nr_dirs(const struct emap *m);
+uint64_t emap_test_nr_dirs(const struct emap *m, uint64_t *flats);
 
 #define TIB_PAGES (1ULL << 28)
 #define MAX_PAGES (1ULL << 40)
@@ -829,12 +829,12 @@ static void test_directory(void **state)
 	(void)state;
 	r.v = calloc(r.n, 1);
 	assert_non_null(r.v);
-	assert_int_equal(emap_test_nr_dirs(m), 0);
+	assert_int_equal(emap_test_nr_dirs(m, NULL), 0);
 	dense_group(m, &r, 5);
-	assert_int_equal(emap_test_nr_dirs(m), 1);
+	assert_int_equal(emap_test_nr_dirs(m, NULL), 1);
 	dense_group(m, &r, 1 << 20);
 	dense_group(m, &r, 3ULL << 20); /* the last, partial group */
-	assert_int_equal(emap_test_nr_dirs(m), 3);
+	assert_int_equal(emap_test_nr_dirs(m, NULL), 3);
 	check_all_bref(m, &r);
 	for (int i = 0; i < 200000; i++) {
 		uint64_t s, e, p = rnd_below(&g, r.n);
@@ -851,15 +851,15 @@ static void test_directory(void **state)
 			assert_int_equal(emap_test_check(m), 0);
 	}
 	check_all_bref(m, &r);
-	assert_true(emap_test_nr_dirs(m) >= 1);
+	assert_true(emap_test_nr_dirs(m, NULL) >= 1);
 	/* Emptied groups lose their pages. */
 	set_reserved(m, 0, r.n, 0);
 	bref_set(&r, 0, r.n, 0);
-	assert_int_equal(emap_test_nr_dirs(m), 0);
+	assert_int_equal(emap_test_nr_dirs(m, NULL), 0);
 	dense_group(m, &r, 5);
 	dense_group(m, &r, 1 << 20);
 	dense_group(m, &r, 3ULL << 20);
-	assert_int_equal(emap_test_nr_dirs(m), 3);
+	assert_int_equal(emap_test_nr_dirs(m, NULL), 3);
 	/*
 	 * A range across groups: group 0 keeps its boundaries, group 1 keeps
 	 * enough of them (its page stays, its slots now say 1), group 2 has
@@ -867,17 +867,17 @@ static void test_directory(void **state)
 	 */
 	set_reserved(m, 3000, (1 << 20) + 1500, 1);
 	bref_set(&r, 3000, (1 << 20) + 1500, 1);
-	assert_int_equal(emap_test_nr_dirs(m), 3);
+	assert_int_equal(emap_test_nr_dirs(m, NULL), 3);
 	check_all_bref(m, &r);
 	for (uint64_t p = 0; p < r.n; p += 61)
 		assert_int_equal(emap_get(m, p), r.v[p]);
 	/* Emptied groups lose their pages. */
 	set_reserved(m, 2000, r.n, 0);
 	bref_set(&r, 2000, r.n, 0);
-	assert_int_equal(emap_test_nr_dirs(m), 1);
+	assert_int_equal(emap_test_nr_dirs(m, NULL), 1);
 	set_reserved(m, 0, r.n, 1);
 	bref_set(&r, 0, r.n, 1);
-	assert_int_equal(emap_test_nr_dirs(m), 0);
+	assert_int_equal(emap_test_nr_dirs(m, NULL), 0);
 	check_all_bref(m, &r);
 	emap_destroy(m);
 	free(r.v);
@@ -887,11 +887,69 @@ static void test_directory(void **state)
 	for (uint64_t p = 1; p < 4097; p += 2)
 		set_reserved(m, p, p + 1, 1);
 	assert_int_equal(emap_reserve(m), 0);
-	assert_int_equal(emap_test_nr_dirs(m), 0);
+	assert_int_equal(emap_test_nr_dirs(m, NULL), 0);
 	for (uint64_t p = 0; p < 5000; p++)
 		assert_int_equal(emap_get(m, p), p < 4097 ? p & 1 : 0);
 	assert_int_equal(emap_test_check(m), 0);
 	emap_destroy(m);
+}
+
+/*
+ * A group with a boundary every other page gets a flat bitmap as well: its
+ * lookups, sets (also those that end at the end of the map) and the drop.
+ */
+static void test_flat(void **state)
+{
+	struct rng g = seeded("flat", 0x5eed000c);
+	struct bref r = { .n = (1 << 20) + 300001 };
+	struct emap *m = create(r.n, 0);
+	uint64_t flats;
+
+	(void)state;
+	r.v = calloc(r.n, 1);
+	assert_non_null(r.v);
+	/* The second, partial group: 300,000 boundaries. */
+	for (uint64_t p = (1 << 20) + 1; p < r.n; p += 2) {
+		emap_set(m, p, p + 1, 1);
+		bref_set(&r, p, p + 1, 1);
+	}
+	assert_int_equal(emap_reserve(m), 0);
+	assert_int_equal(emap_test_nr_dirs(m, &flats), 1);
+	assert_int_equal(flats, 1);
+	check_all_bref(m, &r);
+	for (int i = 0; i < 400000; i++) {
+		uint64_t s, e, p = rnd_below(&g, r.n);
+		uint8_t v = rnd_below(&g, 2);
+
+		assert_int_equal(emap_get(m, p), r.v[p]);
+		if (i % 4)
+			continue;
+		/* short, in the second group: it stays dense, the first sparse */
+		rnd_range(&g, r.n - (1 << 20), 0, 0, &s, &e);
+		s += 1 << 20;
+		e += 1 << 20;
+		if (i % 64 == 0) /* to the end of the map */
+			s = r.n - 1 - rnd_below(&g, 16), e = r.n;
+		set_reserved(m, s, e, v);
+		bref_set(&r, s, e, v);
+		if (i % 4096 == 0)
+			assert_int_equal(emap_test_check(m), 0);
+	}
+	assert_int_equal(emap_test_nr_dirs(m, &flats), 1);
+	assert_int_equal(emap_test_nr_dirs(m, &flats), 1);
+	check_all_bref(m, &r);
+	/* Below FLAT_DROP the bitmap goes; the directory stays. */
+	set_reserved(m, (1 << 20) + 200000, r.n, 1);
+	bref_set(&r, (1 << 20) + 200000, r.n, 1);
+	set_reserved(m, 1 << 20, (1 << 20) + 150000, 0);
+	bref_set(&r, 1 << 20, (1 << 20) + 150000, 0);
+	assert_int_equal(emap_test_nr_dirs(m, &flats), 1);
+	assert_int_equal(flats, 0);
+	check_all_bref(m, &r);
+	for (uint64_t p = 0; p < r.n; p += 7)
+		assert_int_equal(emap_get(m, p), r.v[p]);
+	emap_destroy(m);
+	free(r.v);
 }
 
 int main(void)
@@ -902,6 +960,7 @@ int main(void)
 		cmocka_unit_test(test_whole_and_end),
 		cmocka_unit_test(test_forms),
 		cmocka_unit_test(test_directory),
+		cmocka_unit_test(test_flat),
 		cmocka_unit_test(test_random_small),
 		cmocka_unit_test(test_random_medium),
 		cmocka_unit_test(test_random_tib),
