@@ -10,8 +10,9 @@
  * now and then and at the end, every extent, the map's own invariants
  * (emap_test_check: tree, counts, every directory slot against the tree)
  * and the memory bound of the issue (bytes <= min(32 B x extents, 1.25 x a
- * bitmap) + 64 KiB). A "comb" operation sets many single pages at once, so
- * that groups become dense enough for lookup directories.
+ * bitmap) + 64 KiB). A "comb" operation sets up to 4096 single pages at
+ * once, so that groups become dense enough for lookup directories and flat
+ * bitmaps.
  */
 #include <errno.h>
 #include <string.h>
@@ -19,7 +20,8 @@
 #include "extent_map.h"
 #include "fuzz_common.h"
 
-#define MAX_B 4096
+/* Enough for a 4 GiB group with a flat bitmap (1 boundary in 16 pages). */
+#define MAX_B (1 << 17)
 
 int emap_test_check(const struct emap *m);
 
@@ -69,12 +71,8 @@ static void mset(struct model *m, uint64_t s, uint64_t e, uint8_t v)
 	size_t lo, hi, k;
 
 	/* remove the boundaries in [s, e] */
-	lo = 0;
-	while (lo < m->nb && m->b[lo] < s)
-		lo++;
-	hi = lo;
-	while (hi < m->nb && m->b[hi] <= e)
-		hi++;
+	lo = s ? upper(m, s - 1) : 0;
+	hi = upper(m, e);
 	memmove(&m->b[lo], &m->b[hi], (m->nb - hi) * sizeof(m->b[0]));
 	m->nb -= hi - lo;
 	if (!has_vb)
@@ -90,6 +88,37 @@ static void mset(struct model *m, uint64_t s, uint64_t e, uint8_t v)
 		m->b[k] = s;
 		m->nb++;
 	}
+}
+
+/* Pages s, s + stride, ... below e now have value v: a comb. O(nb + e - s). */
+static void mcomb(struct model *m, uint64_t s, uint64_t e, uint64_t stride,
+		  uint8_t v)
+{
+	static uint64_t nb[MAX_B + 2];
+	size_t lo = s ? upper(m, s - 1) : 0, hi = upper(m, e), bi = upper(m, s);
+	uint8_t old = mval(m, s), prev = s ? mval(m, s - 1) : 0, nv, v0 = m->v0;
+	size_t n = lo;
+
+	memcpy(nb, m->b, lo * sizeof(nb[0]));
+	for (uint64_t p = s; p < e; p++) {
+		if (p > s && bi < m->nb && m->b[bi] == p) {
+			old ^= 1;
+			bi++;
+		}
+		nv = (p - s) % stride == 0 ? v : old;
+		if (p == 0)
+			v0 = nv;
+		else if (nv != prev)
+			nb[n++] = p;
+		prev = nv;
+	}
+	if (e < m->np && mval(m, e) != prev)
+		nb[n++] = e;
+	memcpy(&nb[n], &m->b[hi], (m->nb - hi) * sizeof(nb[0]));
+	n += m->nb - hi;
+	memcpy(m->b, nb, n * sizeof(nb[0]));
+	m->nb = n;
+	m->v0 = v0;
 }
 
 static uint64_t pick_np(struct reader *r)
@@ -248,19 +277,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FZ_CHECK(!ret, "emap_test_check: %d", ret);
 			break;
 		case 7: {
-			/* every stride-th page of up to 512 from s */
-			uint64_t n = 1 + rd(&r, 2) % 512,
-				 stride = 2 + rd(&r, 1) % 4;
+			/* every stride-th page of up to 4096 from s */
+			uint64_t n = 1 + rd(&r, 2) % 4096,
+				 st = 2 + rd(&r, 1) % 4;
+			uint64_t end = s + (n - 1) * st + 1;
 
-			for (uint64_t i = 0; i < n && m.nb + 2 <= MAX_B; i++) {
-				uint64_t p = s + i * stride;
-
-				if (p >= m.np)
-					break;
+			end = end < m.np ? end : m.np;
+			if (m.nb + 2 * n + 2 > MAX_B)
+				break;
+			for (uint64_t p = s; p < end; p += st) {
 				ret = emap_set_checked(em, p, p + 1, v);
 				FZ_CHECK(!ret, "emap_set_checked: %d", ret);
-				mset(&m, p, p + 1, v);
 			}
+			mcomb(&m, s, end, st, v);
 			break;
 		}
 		default:
