@@ -48,7 +48,10 @@
  * that its pages average one boundary in 16 (FLAT_BUILD) also gets a flat
  * bitmap of its pages (128 KiB, at most 4 bytes per boundary until it goes
  * at FLAT_DROP), which emap_set() updates bit by bit: a lookup there is a
- * bitmap's single load. Only maps of up to DIR_MAX_PAGES pages have
+ * bitmap's single load. Flat bitmaps double the memory of what they cover,
+ * so the map keeps them only while it holds at most a bitmap's worth of
+ * memory in all (npages / 8 bytes: with the bench's 1 TiB map, 32 MiB): the
+ * memory bound never depends on them. Only maps of up to DIR_MAX_PAGES pages have
  * directories (the group table is then at most 24 KiB).
  */
 #include <errno.h>
@@ -82,6 +85,10 @@
 #define FLAT_BYTES (GROUP_PAGES / 8)
 #define FLAT_BUILD (GROUP_PAGES / 16)
 #define FLAT_DROP (FLAT_BUILD / 2)
+/* What one emap_reserve() may allocate besides a flat bitmap. */
+#define FLAT_MARGIN                                                 \
+	(POOL_NODES * sizeof(struct node) + POOL_BUFS * BUF_BYTES + \
+	 2 * DIR_BYTES)
 
 enum { CK_INLINE, CK_ARRAY, CK_BITMAP };
 
@@ -145,6 +152,7 @@ struct emap {
 	uint64_t npages;
 	uint64_t nr_bounds; /* boundaries in all chunks */
 	uint32_t nr_groups; /* 0 when npages > DIR_MAX_PAGES */
+	uint32_t nr_flats; /* groups with a flat bitmap */
 	/* Groups the last emap_set() added boundaries to. */
 	unsigned int nr_touched;
 	uint32_t touched[2];
@@ -1132,6 +1140,13 @@ static void dir_fill(const struct emap *m, uint64_t lo, uint64_t hi,
 	}
 }
 
+static void flat_drop(struct emap *m, struct group *gr)
+{
+	mem_free(m, gr->flat, FLAT_BYTES);
+	gr->flat = NULL;
+	m->nr_flats--;
+}
+
 /* Free the pages of the groups of chunks [lo, hi] that became sparse. */
 static void dir_settle(struct emap *m, uint32_t lo, uint32_t hi)
 {
@@ -1142,10 +1157,8 @@ static void dir_settle(struct emap *m, uint32_t lo, uint32_t hi)
 			mem_free(m, gr->dir, DIR_BYTES);
 			gr->dir = NULL;
 		}
-		if (gr->flat && gr->bounds < FLAT_DROP) {
-			mem_free(m, gr->flat, FLAT_BYTES);
-			gr->flat = NULL;
-		}
+		if (gr->flat && gr->bounds < FLAT_DROP)
+			flat_drop(m, gr);
 	}
 }
 
@@ -1191,6 +1204,13 @@ static void flat_build(struct emap *m, uint32_t g)
 	for (uint32_t i = 0; i < GROUP_CHUNKS; i++)
 		chunk_render(&dir[i], flat + i * BITMAP_WORDS);
 	m->groups[g].flat = flat;
+	m->nr_flats++;
+}
+
+/* Flat bitmaps only while the map holds at most npages / 8 bytes. */
+static bool flat_affordable(const struct emap *m, size_t more)
+{
+	return m->bytes + more + FLAT_MARGIN <= m->npages / 8;
 }
 
 /* Pages [start, end) now have value val: so do the flat bitmaps' bits. */
@@ -1310,6 +1330,10 @@ int emap_reserve(struct emap *m)
 {
 	if (!m)
 		return -EINVAL;
+	/* First, so that whatever follows cannot pass the flat budget. */
+	for (uint32_t g = 0; m->nr_flats && !flat_affordable(m, 0); g++)
+		if (m->groups[g].flat)
+			flat_drop(m, &m->groups[g]);
 	for (unsigned int i = 0; i < m->nr_pending; i++)
 		trim(m, m->pending[i]);
 	m->nr_pending = 0;
@@ -1337,7 +1361,8 @@ int emap_reserve(struct emap *m)
 		if (!m->groups[g].dir && m->groups[g].bounds >= DIR_BUILD)
 			dir_build(m, g);
 		if (m->groups[g].dir && !m->groups[g].flat &&
-		    m->groups[g].bounds >= FLAT_BUILD)
+		    m->groups[g].bounds >= FLAT_BUILD &&
+		    flat_affordable(m, FLAT_BYTES))
 			flat_build(m, g);
 	}
 	m->nr_touched = 0;
@@ -1690,6 +1715,15 @@ int emap_test_check(const struct emap *m)
 	if (!ret && m->nr_groups) {
 		k.bytes += m->nr_groups * sizeof(struct group);
 		ret = check_groups(&k);
+	}
+	if (!ret && m->nr_flats && m->bytes > m->npages / 8)
+		ret = -36;
+	if (!ret && m->nr_groups) {
+		uint64_t flats;
+
+		emap_test_nr_dirs(m, &flats);
+		if (flats != m->nr_flats)
+			ret = -37;
 	}
 	free(k.group_bounds);
 	if (ret)

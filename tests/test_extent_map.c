@@ -901,15 +901,16 @@ static void test_directory(void **state)
 static void test_flat(void **state)
 {
 	struct rng g = seeded("flat", 0x5eed000c);
-	struct bref r = { .n = (1 << 20) + 300001 };
+	/* 16 groups: the map can afford a flat bitmap (npages / 8 = 2 MiB) */
+	struct bref r = { .n = (15 << 20) + 300001 };
 	struct emap *m = create(r.n, 0);
 	uint64_t flats;
 
 	(void)state;
 	r.v = calloc(r.n, 1);
 	assert_non_null(r.v);
-	/* The second, partial group: 300,000 boundaries. */
-	for (uint64_t p = (1 << 20) + 1; p < r.n; p += 2) {
+	/* The last, partial group: 300,000 boundaries. */
+	for (uint64_t p = (15 << 20) + 1; p < r.n; p += 2) {
 		emap_set(m, p, p + 1, 1);
 		bref_set(&r, p, p + 1, 1);
 	}
@@ -924,10 +925,10 @@ static void test_flat(void **state)
 		assert_int_equal(emap_get(m, p), r.v[p]);
 		if (i % 4)
 			continue;
-		/* short, in the second group: it stays dense, the first sparse */
-		rnd_range(&g, r.n - (1 << 20), 0, 0, &s, &e);
-		s += 1 << 20;
-		e += 1 << 20;
+		/* short, in the last group: it stays dense, the others sparse */
+		rnd_range(&g, r.n - (15 << 20), 0, 0, &s, &e);
+		s += 15 << 20;
+		e += 15 << 20;
 		if (i % 64 == 0) /* to the end of the map */
 			s = r.n - 1 - rnd_below(&g, 16), e = r.n;
 		set_reserved(m, s, e, v);
@@ -939,10 +940,10 @@ static void test_flat(void **state)
 	assert_int_equal(emap_test_nr_dirs(m, &flats), 1);
 	check_all_bref(m, &r);
 	/* Below FLAT_DROP the bitmap goes; the directory stays. */
-	set_reserved(m, (1 << 20) + 200000, r.n, 1);
-	bref_set(&r, (1 << 20) + 200000, r.n, 1);
-	set_reserved(m, 1 << 20, (1 << 20) + 150000, 0);
-	bref_set(&r, 1 << 20, (1 << 20) + 150000, 0);
+	set_reserved(m, (15 << 20) + 200000, r.n, 1);
+	bref_set(&r, (15 << 20) + 200000, r.n, 1);
+	set_reserved(m, 15 << 20, (15 << 20) + 150000, 0);
+	bref_set(&r, 15 << 20, (15 << 20) + 150000, 0);
 	assert_int_equal(emap_test_nr_dirs(m, &flats), 1);
 	assert_int_equal(flats, 0);
 	check_all_bref(m, &r);
@@ -950,6 +951,20 @@ static void test_flat(void **state)
 		assert_int_equal(emap_get(m, p), r.v[p]);
 	emap_destroy(m);
 	free(r.v);
+
+	/*
+	 * A map dense all over already holds about a bitmap's worth: a flat
+	 * bitmap would double it, so it gets none (its directory, yes).
+	 */
+	m = create(1 << 20, 0);
+	for (uint64_t p = 1; p < (1 << 20); p += 2)
+		emap_set(m, p, p + 1, 1);
+	assert_int_equal(emap_reserve(m), 0);
+	assert_int_equal(emap_test_nr_dirs(m, &flats), 1);
+	assert_int_equal(flats, 0);
+	assert_true(emap_bytes(m) <= 1.25 * (1 << 20) / 8 + 65536);
+	assert_int_equal(emap_test_check(m), 0);
+	emap_destroy(m);
 }
 
 int main(void)
