@@ -10,7 +10,7 @@
  * now and then and at the end, every extent, the map's own invariants
  * (emap_test_check: tree, counts, every directory slot against the tree)
  * and the memory bound of the issue (bytes <= min(32 B x extents, 1.25 x a
- * bitmap) + 64 KiB). A "comb" operation sets up to 65536 single pages at
+ * bitmap) + 64 KiB). A "comb" operation sets up to 16384 single pages at
  * once, so that groups become dense enough for lookup directories and flat
  * bitmaps.
  */
@@ -277,8 +277,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FZ_CHECK(!ret, "emap_test_check: %d", ret);
 			break;
 		case 7: {
-			/* every stride-th page of up to 65536 from s */
-			uint64_t n = 1 + rd(&r, 3) % 65536,
+			/* every stride-th page of up to 16384 from s */
+			uint64_t n = 1 + rd(&r, 2) % 16384,
 				 st = 2 + rd(&r, 1) % 4;
 			uint64_t end = s + (n - 1) * st + 1;
 
@@ -290,6 +290,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				FZ_CHECK(!ret, "emap_set_checked: %d", ret);
 			}
 			mcomb(&m, s, end, st, v);
+			/* the next comb may go on from here */
+			hist[nh < 16 ? (uint64_t)nh++ : rd(&r, 1) % 16] = end;
 			break;
 		}
 		default:
