@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -809,6 +810,34 @@ static void test_forms(void **state)
  * reference, and it goes when the group empties. Maps too large for
  * directories never get one.
  */
+/*
+ * iters random lookups against the reference; every 4th also sets a short
+ * (med_pct %: medium) range inside [base, r->n) to a random value, and with
+ * to_end every 64th of those a few pages at the end of the map.
+ */
+static void lookups_and_sets(struct emap *m, struct bref *r, struct rng *g,
+			     int iters, uint64_t base, unsigned int med_pct,
+			     bool to_end)
+{
+	for (int i = 0; i < iters; i++) {
+		uint64_t s, e, p = rnd_below(g, r->n);
+		uint8_t v = rnd_below(g, 2);
+
+		assert_int_equal(emap_get(m, p), r->v[p]);
+		if (i % 4)
+			continue;
+		rnd_range(g, r->n - base, 0, med_pct, &s, &e);
+		s += base;
+		e += base;
+		if (to_end && i % 64 == 0)
+			s = r->n - 1 - rnd_below(g, 16), e = r->n;
+		set_reserved(m, s, e, v);
+		bref_set(r, s, e, v);
+		if (i % 4096 == 0)
+			assert_int_equal(emap_test_check(m), 0);
+	}
+}
+
 static void dense_group(struct emap *m, struct bref *r, uint64_t base)
 {
 	/* 1024 single pages: 2048 boundaries, far above the build mark. */
@@ -836,20 +865,8 @@ static void test_directory(void **state)
 	dense_group(m, &r, 3ULL << 20); /* the last, partial group */
 	assert_int_equal(emap_test_nr_dirs(m, NULL), 3);
 	check_all_bref(m, &r);
-	for (int i = 0; i < 200000; i++) {
-		uint64_t s, e, p = rnd_below(&g, r.n);
-		uint8_t v = rnd_below(&g, 2);
-
-		assert_int_equal(emap_get(m, p), r.v[p]);
-		if (i % 4)
-			continue;
-		/* short and medium ranges: the groups stay dense */
-		rnd_range(&g, r.n, 0, 10, &s, &e);
-		set_reserved(m, s, e, v);
-		bref_set(&r, s, e, v);
-		if (i % 4096 == 0)
-			assert_int_equal(emap_test_check(m), 0);
-	}
+	/* short and medium ranges: the groups stay dense */
+	lookups_and_sets(m, &r, &g, 200000, 0, 10, false);
 	check_all_bref(m, &r);
 	assert_true(emap_test_nr_dirs(m, NULL) >= 1);
 	/* Emptied groups lose their pages. */
@@ -918,26 +935,10 @@ static void test_flat(void **state)
 	assert_int_equal(emap_test_nr_dirs(m, &flats), 1);
 	assert_int_equal(flats, 1);
 	check_all_bref(m, &r);
-	for (int i = 0; i < 400000; i++) {
-		uint64_t s, e, p = rnd_below(&g, r.n);
-		uint8_t v = rnd_below(&g, 2);
-
-		assert_int_equal(emap_get(m, p), r.v[p]);
-		if (i % 4)
-			continue;
-		/* short, in the last group: it stays dense, the others sparse */
-		rnd_range(&g, r.n - (15 << 20), 0, 0, &s, &e);
-		s += 15 << 20;
-		e += 15 << 20;
-		if (i % 64 == 0) /* to the end of the map */
-			s = r.n - 1 - rnd_below(&g, 16), e = r.n;
-		set_reserved(m, s, e, v);
-		bref_set(&r, s, e, v);
-		if (i % 4096 == 0)
-			assert_int_equal(emap_test_check(m), 0);
-	}
+	/* short, in the last group: it stays dense, the others sparse */
+	lookups_and_sets(m, &r, &g, 400000, 15 << 20, 0, true);
 	assert_int_equal(emap_test_nr_dirs(m, &flats), 1);
-	assert_int_equal(emap_test_nr_dirs(m, &flats), 1);
+	assert_int_equal(flats, 1);
 	check_all_bref(m, &r);
 	/* Below FLAT_DROP the bitmap goes; the directory stays. */
 	set_reserved(m, (15 << 20) + 200000, r.n, 1);
