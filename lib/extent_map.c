@@ -51,8 +51,8 @@
  * bitmap's single load. Flat bitmaps double the memory of what they cover,
  * so the map keeps them only while it holds at most a bitmap's worth of
  * memory in all (npages / 8 bytes: with the bench's 1 TiB map, 32 MiB): the
- * memory bound never depends on them. Only maps of up to DIR_MAX_PAGES pages have
- * directories (the group table is then at most 24 KiB).
+ * memory bound never depends on them. Only maps of up to DIR_MAX_PAGES pages
+ * have directories (the group table is then at most 24 KiB).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -445,7 +445,6 @@ static void bits_extract(const struct chunk *c, uint16_t *out)
 	}
 }
 
-/* Turn an inline or array chunk into a bitmap (buf: BUF_BYTES). */
 /* Write the page values of chunk c into buf (BUF_BYTES). */
 static void chunk_render(const struct chunk *c, uint64_t *buf)
 {
@@ -465,6 +464,7 @@ static void chunk_render(const struct chunk *c, uint64_t *buf)
 	bits_fill(buf, pos, CHUNK_PAGES, v);
 }
 
+/* Turn an inline or array chunk into a bitmap (buf: BUF_BYTES). */
 static void chunk_to_bitmap(struct emap *m, struct chunk *c, uint64_t *buf)
 {
 	chunk_render(c, buf);
@@ -1095,12 +1095,25 @@ static uint32_t nr_chunks(const struct emap *m)
 	return ((m->npages - 1) >> CHUNK_SHIFT) + 1;
 }
 
-/* The slot of a missing chunk whose pages all have value val. */
+/* The entry standing for a missing chunk whose pages all have value val. */
 static void slot_missing(struct chunk *d, uint8_t val)
 {
 	memset(d, 0, sizeof(*d));
 	d->kind = CK_INLINE;
 	d->in = val;
+}
+
+/* A copy of the chunk of key, or the entry standing for it if it is missing. */
+static bool chunk_snapshot(const struct emap *m, uint32_t key, struct chunk *c)
+{
+	struct path p;
+
+	if (find_le(m, key, &p) && path_key(&p) == key) {
+		*c = *path_chunk(&p);
+		return true;
+	}
+	slot_missing(c, tree_get(m, chunk_base(key)));
+	return false;
 }
 
 static struct chunk *dir_of(const struct emap *m, uint32_t key)
@@ -1112,17 +1125,9 @@ static struct chunk *dir_of(const struct emap *m, uint32_t key)
 static void dir_refresh(const struct emap *m, uint32_t key)
 {
 	struct chunk *dir = dir_of(m, key);
-	const struct chunk *c;
-	struct path p;
 
-	if (!dir)
-		return;
-	c = find_eq(m, key, &p);
-	if (c)
-		dir[key & GROUP_MASK] = *c;
-	else
-		slot_missing(&dir[key & GROUP_MASK],
-			     tree_get(m, chunk_base(key)));
+	if (dir)
+		chunk_snapshot(m, key, &dir[key & GROUP_MASK]);
 }
 
 /* The chunks in (lo, hi) were removed, all their pages set to val. */
@@ -1217,6 +1222,8 @@ static bool flat_affordable(const struct emap *m, size_t more)
 static void flat_set(const struct emap *m, uint64_t start, uint64_t end,
 		     uint8_t val)
 {
+	if (!m->nr_flats)
+		return;
 	/* Past the end, a chunk keeps its last page's value: so does flat. */
 	if (end == m->npages)
 		end = ((uint64_t)m->nr_groups) * GROUP_PAGES;
@@ -1370,21 +1377,6 @@ int emap_reserve(struct emap *m)
 }
 
 /* ---- set ---- */
-
-/* A copy of the chunk of key, or an empty one standing for a missing chunk. */
-static bool chunk_snapshot(const struct emap *m, uint32_t key, struct chunk *c)
-{
-	struct path p;
-
-	if (find_le(m, key, &p) && path_key(&p) == key) {
-		*c = *path_chunk(&p);
-		return true;
-	}
-	memset(c, 0, sizeof(*c));
-	c->kind = CK_INLINE;
-	c->in = tree_get(m, chunk_base(key));
-	return false;
-}
 
 /*
  * After a set whose first chunk is ka and last last: the chunks between
@@ -1683,17 +1675,12 @@ static int check_groups(struct check *k)
 			return ret;
 		for (uint32_t i = 0; i < GROUP_CHUNKS; i++) {
 			uint32_t key = (g << GROUP_SHIFT) + i;
-			const struct chunk *c;
-			struct path p;
+			struct chunk want;
 
 			if (key >= nr_chunks(m))
 				break;
-			c = find_eq(m, key, &p);
-			if (c ? !same_chunk(&dir[i], c) :
-				dir[i].nr || dir[i].kind != CK_INLINE ||
-					    dir[i].in !=
-						    tree_get(m,
-							     chunk_base(key)))
+			chunk_snapshot(m, key, &want);
+			if (!same_chunk(&dir[i], &want))
 				return -32;
 		}
 	}
