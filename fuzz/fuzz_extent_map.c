@@ -23,8 +23,6 @@
 /* Enough for a 4 GiB group with a flat bitmap (1 boundary in 16 pages). */
 #define MAX_B (1 << 17)
 
-int emap_test_check(const struct emap *m);
-
 struct model {
 	uint64_t np;
 	uint8_t v0;
@@ -222,6 +220,12 @@ static void check_all(const struct emap *em, const struct model *m)
 		 emap_bytes(em), bound, m->nb + 1, (unsigned long long)m->np);
 }
 
+/* Keep pos among the 16 positions later operations cluster around. */
+static void remember(uint64_t *hist, int *nh, struct reader *r, uint64_t pos)
+{
+	hist[*nh < 16 ? (uint64_t)(*nh)++ : rd(r, 1) % 16] = pos;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct model m;
@@ -264,8 +268,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				FZ_CHECK(!ret, "emap_set_checked: %d", ret);
 			}
 			mset(&m, s, e, v);
-			hist[nh < 16 ? (uint64_t)nh++ : rd(&r, 1) % 16] = s;
-			hist[nh < 16 ? (uint64_t)nh++ : rd(&r, 1) % 16] = e;
+			remember(hist, &nh, &r, s);
+			remember(hist, &nh, &r, e);
 			break;
 		case 5:
 			check_point(em, &m, s);
@@ -291,7 +295,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			mcomb(&m, s, end, st, v);
 			/* the next comb may go on from here */
-			hist[nh < 16 ? (uint64_t)nh++ : rd(&r, 1) % 16] = end;
+			remember(hist, &nh, &r, end);
 			break;
 		}
 		default:

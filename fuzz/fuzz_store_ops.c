@@ -361,12 +361,21 @@ static void op_convert(struct reader *r)
 	}
 }
 
+/* Whether any of pages [s, e) is private in the model. */
+static bool any_private(uint64_t s, uint64_t e)
+{
+	for (uint64_t p = s; p < e; p++)
+		if (z.attr[p] == GM_ATTR_PRIVATE)
+			return true;
+	return false;
+}
+
 static void op_pin(struct reader *r)
 {
 	uint64_t s = rd(r, 1) % z.np, e = s + 1 + rd(r, 1) % 4;
 	unsigned int fl = rd(r, 1);
 	struct mpin *mp = NULL;
-	bool priv = false, busy = false;
+	bool priv, busy = false;
 	int ret;
 
 	e = e < z.np ? e : z.np;
@@ -380,8 +389,7 @@ static void op_pin(struct reader *r)
 			     .flags = fl & 1 ? GM_PIN_EXCLUSIVE : 0,
 			     .revocable = fl & 2,
 			     .stubborn = fl & 4 };
-	for (uint64_t p = s; p < e; p++)
-		priv |= z.attr[p] == GM_ATTR_PRIVATE;
+	priv = any_private(s, e);
 	for (int i = 0; i < MAXPINS; i++) {
 		struct mpin *o = &z.pins[i];
 
@@ -419,13 +427,9 @@ static void op_unpin(struct reader *r)
 /* A byte range of the store from the input; true if it holds a private page. */
 static bool pick_bytes(struct reader *r, uint64_t *off, uint64_t *len)
 {
-	bool priv = false;
-
 	*off = rd(r, 3) % (z.np * PG);
 	*len = 1 + rd(r, 2) % (z.np * PG - *off);
-	for (uint64_t p = *off / PG; p <= (*off + *len - 1) / PG; p++)
-		priv |= z.attr[p] == GM_ATTR_PRIVATE;
-	return priv;
+	return any_private(*off / PG, (*off + *len - 1) / PG + 1);
 }
 
 static void op_read(struct reader *r)
@@ -475,11 +479,9 @@ static void op_write(struct reader *r)
 static void op_view_open(struct reader *r)
 {
 	uint64_t s = rd(r, 1) % z.np, e = s + 1 + rd(r, 1) % (z.np - s);
-	bool priv = false;
+	bool priv = any_private(s, e);
 	int ret;
 
-	for (uint64_t p = s; p < e; p++)
-		priv |= z.attr[p] == GM_ATTR_PRIVATE;
 	ret = gm_view_open(z.st, s * PG, (e - s) * PG);
 	if (priv)
 		FZ_CHECK(ret == -EFAULT, "gm_view_open of private: %d", ret);

@@ -1487,12 +1487,7 @@ int emap_set_checked(struct emap *m, uint64_t start, uint64_t end, uint8_t val)
 	return 0;
 }
 
-/* ---- testing (declared by tests/test_extent_map.c, not extent_map.h) ---- */
-
-uint64_t emap_test_nr_allocs(const struct emap *m);
-void emap_test_fail_after(struct emap *m, int64_t n);
-int emap_test_check(const struct emap *m);
-uint64_t emap_test_nr_dirs(const struct emap *m, uint64_t *flats);
+/* ---- testing hooks (extent_map.h) ---- */
 
 /* Directory pages the map holds, and flat bitmaps (flats != NULL). */
 uint64_t emap_test_nr_dirs(const struct emap *m, uint64_t *flats)

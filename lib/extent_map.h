@@ -62,4 +62,15 @@ uint64_t emap_nr_extents(const struct emap *m);
 /* Heap bytes held by the map (nodes, leaves, reserve). O(1). */
 size_t emap_bytes(const struct emap *m);
 
+/* Testing hooks, for tests/ and fuzz/ only. */
+
+/* Allocations made by the map since its creation. */
+uint64_t emap_test_nr_allocs(const struct emap *m);
+/* Let the next n allocations succeed and fail the ones after (n < 0: none). */
+void emap_test_fail_after(struct emap *m, int64_t n);
+/* Check the map's invariants: 0, or a negative code naming the failure. */
+int emap_test_check(const struct emap *m);
+/* Directory pages the map holds, and flat bitmaps (flats != NULL). */
+uint64_t emap_test_nr_dirs(const struct emap *m, uint64_t *flats);
+
 #endif /* GMEM_EXTENT_MAP_H */

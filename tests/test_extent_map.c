@@ -19,12 +19,6 @@
 
 #include "extent_map.h"
 
-/* Testing hooks of lib/extent_map.c (not part of extent_map.h). */
-uint64_t emap_test_nr_allocs(const struct emap *m);
-void emap_test_fail_after(struct emap *m, int64_t n);
-int emap_test_check(const struct emap *m);
-uint64_t emap_test_nr_dirs(const struct emap *m, uint64_t *flats);
-
 #define TIB_PAGES (1ULL << 28)
 #define MAX_PAGES (1ULL << 40)
 
