@@ -22,6 +22,12 @@ static bool put_locked(struct gm_pin *pin)
 	return --pin->refs == 0;
 }
 
+/* Byte offset of the first page of pin p inside [start, end). */
+static uint64_t pin_at(const struct gm_pin *p, uint64_t start)
+{
+	return (p->first > start ? p->first : start) << GM_PAGE_SHIFT;
+}
+
 static int pin_conflict(struct gm_store *store, uint64_t start, uint64_t end,
 			unsigned int flags, uint64_t *where)
 {
@@ -29,8 +35,7 @@ static int pin_conflict(struct gm_store *store, uint64_t start, uint64_t end,
 		if (!overlaps(p, start, end))
 			continue;
 		if ((p->flags | flags) & GM_PIN_EXCLUSIVE) {
-			*where = (p->first > start ? p->first : start)
-				 << GM_PAGE_SHIFT;
+			*where = pin_at(p, start);
 			return -EBUSY;
 		}
 	}
@@ -47,7 +52,6 @@ static void unlink_locked(struct gm_store *store, struct gm_pin *pin)
 		pin->next->prev = pin->prev;
 	pin->unpinned = true;
 	store->nr_pins--;
-	gm_stat_add(&store->stats.pins_active, (uint64_t)-1);
 	pthread_cond_broadcast(&store->pin_released);
 }
 
@@ -98,7 +102,6 @@ int gm_pin_revocable(struct gm_store *store, uint64_t off, uint64_t len,
 			store->pins->prev = pin;
 		store->pins = pin;
 		store->nr_pins++;
-		gm_stat_add(&store->stats.pins_active, 1);
 	}
 	pthread_mutex_unlock(&store->pin_lock);
 	if (ret) {
@@ -179,20 +182,27 @@ uint64_t gm_pin_length(const struct gm_pin *pin)
 	return pin ? (pin->end - pin->first) << GM_PAGE_SHIFT : 0;
 }
 
-uint64_t gm_pins_first_overlap(struct gm_store *store, uint64_t start,
-			       uint64_t end)
+/* The byte offset of the first pinned page of [start, end), or UINT64_MAX. */
+static uint64_t first_overlap_locked(struct gm_store *store, uint64_t start,
+				     uint64_t end)
 {
 	uint64_t first = UINT64_MAX;
 
-	pthread_mutex_lock(&store->pin_lock);
-	for (struct gm_pin *p = store->pins; p; p = p->next) {
-		uint64_t at = p->first > start ? p->first : start;
+	for (struct gm_pin *p = store->pins; p; p = p->next)
+		if (overlaps(p, start, end) && pin_at(p, start) < first)
+			first = pin_at(p, start);
+	return first;
+}
 
-		if (overlaps(p, start, end) && at < first)
-			first = at;
-	}
+uint64_t gm_pins_first_overlap(struct gm_store *store, uint64_t start,
+			       uint64_t end)
+{
+	uint64_t first;
+
+	pthread_mutex_lock(&store->pin_lock);
+	first = first_overlap_locked(store, start, end);
 	pthread_mutex_unlock(&store->pin_lock);
-	return first == UINT64_MAX ? first : first << GM_PAGE_SHIFT;
+	return first;
 }
 
 int gm_pins_ranges(struct gm_store *store, uint64_t start, uint64_t end,
@@ -217,21 +227,12 @@ int gm_pins_ranges(struct gm_store *store, uint64_t start, uint64_t end,
 	return ret;
 }
 
-static bool any_overlap_locked(struct gm_store *store, uint64_t start,
-			       uint64_t end)
-{
-	for (struct gm_pin *p = store->pins; p; p = p->next)
-		if (overlaps(p, start, end))
-			return true;
-	return false;
-}
-
 int gm_pins_revoke(struct gm_store *store, uint64_t start, uint64_t end,
 		   uint64_t timeout_ns, uint64_t *error_offset)
 {
 	struct gm_pin **asked = NULL;
 	unsigned int nr = 0, i;
-	uint64_t deadline_ns = gm_now_ns() + timeout_ns;
+	uint64_t deadline_ns = gm_now_ns() + timeout_ns, at;
 	struct timespec deadline;
 	int ret = 0;
 
@@ -245,8 +246,7 @@ int gm_pins_revoke(struct gm_store *store, uint64_t start, uint64_t end,
 	pthread_mutex_lock(&store->pin_lock);
 	for (struct gm_pin *p = store->pins; p && !ret; p = p->next) {
 		if (overlaps(p, start, end) && !p->revoke) {
-			*error_offset = (p->first > start ? p->first : start)
-					<< GM_PAGE_SHIFT;
+			*error_offset = pin_at(p, start);
 			ret = -EBUSY;
 		}
 	}
@@ -274,15 +274,17 @@ int gm_pins_revoke(struct gm_store *store, uint64_t start, uint64_t end,
 		if (put_locked(asked[i]))
 			free(asked[i]);
 	}
-	while (!ret && any_overlap_locked(store, start, end)) {
+	/* The offset is taken under the lock: a pin still there at the end. */
+	while (!ret &&
+	       (at = first_overlap_locked(store, start, end)) != UINT64_MAX) {
 		if (pthread_cond_timedwait(&store->pin_released,
 					   &store->pin_lock,
-					   &deadline) == ETIMEDOUT)
+					   &deadline) == ETIMEDOUT) {
+			*error_offset = at;
 			ret = -EBUSY;
+		}
 	}
 	pthread_mutex_unlock(&store->pin_lock);
 	free(asked);
-	if (ret == -EBUSY)
-		*error_offset = gm_pins_first_overlap(store, start, end);
 	return ret;
 }

@@ -37,6 +37,7 @@ int gm_store_stats(struct gm_store *store, struct gm_stats *out)
 			      store->nr_hv * sizeof(struct gm_range);
 	pthread_mutex_unlock(&store->view_lock);
 	pthread_mutex_lock(&store->pin_lock);
+	out->pins_active = store->nr_pins;
 	out->tracking_bytes += store->nr_pins * sizeof(struct gm_pin);
 	pthread_mutex_unlock(&store->pin_lock);
 	gm_read_unlock(store);
