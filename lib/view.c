@@ -314,8 +314,18 @@ int gm_view_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
 	uint8_t *b = buf, v;
 	int ret;
 
-	/* A page the host touches is worth opening, budget permitting. */
-	gm_view_open_pages(store, p0, p1);
+	/*
+	 * A page the host touches is worth opening, budget permitting. Only
+	 * conversions close pages, and the caller's lock keeps them out: an
+	 * open page stays open while we copy.
+	 */
+	if (gm_view_open_pages(store, p0, p1) == 0) {
+		if (write)
+			memcpy(store->view + off, buf, len);
+		else
+			memcpy(buf, store->view + off, len);
+		return 0;
+	}
 	while (off < end) {
 		pthread_mutex_lock(&store->view_lock);
 		emap_extent(store->view_map, off >> GM_PAGE_SHIFT, &S, &E, &v);
@@ -323,10 +333,6 @@ int gm_view_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
 		chunk_end = E << GM_PAGE_SHIFT;
 		if (chunk_end > end)
 			chunk_end = end;
-		/*
-		 * Only conversions close pages, and the caller's lock keeps
-		 * them out: an open page stays open while we copy.
-		 */
 		if (v == VIEW_OPEN) {
 			if (write)
 				memcpy(store->view + off, b, chunk_end - off);
