@@ -71,14 +71,28 @@ int32_t check_guest_range(struct vm *vm, uint64_t gpa, uint64_t len,
 	return 0;
 }
 
+int32_t check_buffer(struct vm *vm, uint64_t gpa, uint64_t len, uint64_t max)
+{
+	if (len > max)
+		return refuse(vm, REFUSE_TOO_BIG, GMVM_E2BIG);
+	return check_guest_range(vm, gpa, len, false);
+}
+
 int32_t check_buffer_request(struct vm *vm, const struct io_args *a,
 			     uint32_t op, uint64_t max)
 {
 	if (a->op != op)
 		return refuse(vm, REFUSE_MALFORMED, GMVM_ENOSYS);
-	if (a->a1 > max)
-		return refuse(vm, REFUSE_TOO_BIG, GMVM_E2BIG);
-	return check_guest_range(vm, a->a0, a->a1, false);
+	return check_buffer(vm, a->a0, a->a1, max);
+}
+
+int32_t refuse_lib(struct vm *vm, int ret)
+{
+	if (ret == -EFAULT)
+		return refuse(vm, REFUSE_PRIVATE, GMVM_EFAULT);
+	if (ret == -EBUSY)
+		return refuse(vm, REFUSE_BUSY, GMVM_EBUSY);
+	return refuse(vm, REFUSE_OTHER, ret);
 }
 
 uint64_t fnv1a64(const void *buf, size_t len, uint64_t h)

@@ -30,34 +30,28 @@ struct hold {
 static pthread_mutex_t holds_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hold holds[GMVM_CHK_MAX_HOLDS];
 
-#define PAGE_DOWN(x) ((x) & ~(GM_PAGE_SIZE - 1))
-#define PAGE_UP(x) (((x) + GM_PAGE_SIZE - 1) & ~(GM_PAGE_SIZE - 1))
-
-/* Pin the pages holding [gpa, gpa + len); returns the bytes' address. */
+/*
+ * Pin the pages holding [gpa, gpa + len), revocably if revoke is given;
+ * *ptr (if ptr) gets the bytes' address.
+ */
 static int32_t pin_buffer(struct vm *vm, uint64_t gpa, uint64_t len,
+			  gm_revoke_fn revoke, void *opaque,
 			  struct gm_pin **pin, uint8_t **ptr)
 {
 	uint64_t start = PAGE_DOWN(gpa), end = PAGE_UP(gpa + len);
 	int ret;
 
-	ret = gm_pin(vm->store, start, end - start, 0, pin);
-	if (!ret)
-		atomic_fetch_add(&vm->device_pins, 1);
-	if (ret == -EFAULT)
-		return refuse(vm, REFUSE_PRIVATE, GMVM_EFAULT);
-	if (ret == -EBUSY)
-		return refuse(vm, REFUSE_BUSY, GMVM_EBUSY);
+	if (revoke)
+		ret = gm_pin_revocable(vm->store, start, end - start, 0, revoke,
+				       opaque, pin);
+	else
+		ret = gm_pin(vm->store, start, end - start, 0, pin);
 	if (ret)
-		return refuse(vm, REFUSE_OTHER, ret);
-	*ptr = (uint8_t *)gm_pin_ptr(*pin) + (gpa - start);
+		return refuse_lib(vm, ret);
+	atomic_fetch_add(&vm->device_pins, 1);
+	if (ptr)
+		*ptr = (uint8_t *)gm_pin_ptr(*pin) + (gpa - start);
 	return 0;
-}
-
-static int32_t check_buffer(struct vm *vm, uint64_t gpa, uint64_t len)
-{
-	if (len > GMVM_CHK_MAX_LEN)
-		return refuse(vm, REFUSE_TOO_BIG, GMVM_E2BIG);
-	return check_guest_range(vm, gpa, len, false);
 }
 
 /*
@@ -80,23 +74,19 @@ static int32_t chk_checksum(struct vm *vm, const struct io_args *a)
 	int32_t st;
 	int ret;
 
-	st = check_buffer(vm, a->a0, a->a1);
+	st = check_buffer(vm, a->a0, a->a1, GMVM_CHK_MAX_LEN);
 	if (!st)
 		st = check_guest_range(vm, a->a2, sizeof(sum), false);
 	if (!st)
 		st = check_writable(vm, a->a2, sizeof(sum));
 	if (!st)
-		st = pin_buffer(vm, a->a0, a->a1, &pin, &p);
+		st = pin_buffer(vm, a->a0, a->a1, NULL, NULL, &pin, &p);
 	if (st)
 		return st;
 	sum = fnv1a64(p, a->a1, FNV1A64_INIT);
 	gm_unpin(pin);
 	ret = gm_write(vm->store, a->a2, &sum, sizeof(sum));
-	if (ret == -EFAULT)
-		return refuse(vm, REFUSE_PRIVATE, GMVM_EFAULT);
-	if (ret < 0)
-		return refuse(vm, REFUSE_OTHER, ret);
-	return 0;
+	return ret < 0 ? refuse_lib(vm, ret) : 0;
 }
 
 static int32_t chk_fill(struct vm *vm, const struct io_args *a)
@@ -105,11 +95,11 @@ static int32_t chk_fill(struct vm *vm, const struct io_args *a)
 	uint8_t *p;
 	int32_t st;
 
-	st = check_buffer(vm, a->a0, a->a1);
+	st = check_buffer(vm, a->a0, a->a1, GMVM_CHK_MAX_LEN);
 	if (!st)
 		st = check_writable(vm, a->a0, a->a1);
 	if (!st)
-		st = pin_buffer(vm, a->a0, a->a1, &pin, &p);
+		st = pin_buffer(vm, a->a0, a->a1, NULL, NULL, &pin, &p);
 	if (st)
 		return st;
 	for (uint64_t i = 0; i < a->a1; i++)
@@ -143,11 +133,11 @@ static int32_t chk_hold(struct vm *vm, const struct io_args *a)
 	struct gm_pin *pin = NULL;
 	struct hold *h = NULL;
 	int32_t st;
-	int ret, i;
+	int i;
 
 	if (a->a2 & ~(uint64_t)GMVM_HOLD_REVOCABLE)
 		return refuse(vm, REFUSE_MALFORMED, GMVM_EINVAL);
-	st = check_buffer(vm, a->a0, a->a1);
+	st = check_buffer(vm, a->a0, a->a1, GMVM_CHK_MAX_LEN);
 	if (st)
 		return st;
 	end = PAGE_UP(a->a0 + a->a1);
@@ -170,26 +160,15 @@ static int32_t chk_hold(struct vm *vm, const struct io_args *a)
 	if (!h)
 		return refuse(vm, REFUSE_NO_SLOT, GMVM_ENOMEM);
 
-	if (a->a2 & GMVM_HOLD_REVOCABLE)
-		ret = gm_pin_revocable(vm->store, start, end - start, 0,
-				       hold_revoke, h, &pin);
-	else
-		ret = gm_pin(vm->store, start, end - start, 0, &pin);
+	st = pin_buffer(vm, a->a0, a->a1, h->revocable ? hold_revoke : NULL, h,
+			&pin, NULL);
 	pthread_mutex_lock(&holds_lock);
-	h->pin = ret ? NULL : pin;
-	if (ret)
+	if (st)
 		h->used = false;
+	else
+		h->pin = pin;
 	pthread_mutex_unlock(&holds_lock);
-	if (!ret)
-		atomic_fetch_add(&vm->device_pins, 1);
-	if (ret) {
-		if (ret == -EFAULT)
-			return refuse(vm, REFUSE_PRIVATE, GMVM_EFAULT);
-		if (ret == -EBUSY)
-			return refuse(vm, REFUSE_BUSY, GMVM_EBUSY);
-		return refuse(vm, REFUSE_OTHER, ret);
-	}
-	return i;
+	return st ? st : i;
 }
 
 static int32_t chk_release(struct vm *vm, const struct io_args *a, bool release)

@@ -33,10 +33,8 @@ static int32_t console_request(struct vm *vm, struct vcpu *vcpu,
 	if (st)
 		return st;
 	ret = gm_read(vm->store, a->a0, buf, a->a1);
-	if (ret == -EFAULT)
-		return refuse(vm, REFUSE_PRIVATE, GMVM_EFAULT);
 	if (ret < 0)
-		return refuse(vm, REFUSE_OTHER, ret);
+		return refuse_lib(vm, ret);
 	pthread_mutex_lock(&vm->report_lock);
 	fwrite(buf, 1, a->a1, vm->console);
 	fflush(vm->console);

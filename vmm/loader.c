@@ -17,9 +17,6 @@
 
 #include "vmm.h"
 
-#define PAGE_DOWN(x) ((x) & ~(GM_PAGE_SIZE - 1))
-#define PAGE_UP(x) (((x) + GM_PAGE_SIZE - 1) & ~(GM_PAGE_SIZE - 1))
-
 int loader_write(struct vm *vm, uint64_t gpa, const void *buf, size_t len)
 {
 	int ret = gm_write(vm->store, gpa, buf, len);

@@ -35,11 +35,6 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t align_up(uint64_t v, uint64_t a)
-{
-	return (v + a - 1) & ~(a - 1);
-}
-
 int vm_add_protected(struct vm *vm, uint64_t start, uint64_t end,
 		     const char *what)
 {

@@ -27,6 +27,15 @@
 #define GMVM_STACK_SIZE (64u << 10)
 
 /* Process exit codes of gmem-vm itself (guests should not use them). */
+/* a must be a power of two */
+static inline uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+#define PAGE_DOWN(x) ((x) & ~(uint64_t)(GM_PAGE_SIZE - 1))
+#define PAGE_UP(x) align_up((x), GM_PAGE_SIZE)
+
 #define GMVM_EXIT_SKIP 77 /* no /dev/kvm */
 #define GMVM_EXIT_CRASH 120 /* the guest crashed */
 #define GMVM_EXIT_VMM 121 /* the VMM failed to set up or run */
@@ -209,12 +218,19 @@ void bus_report(FILE *out, bool json);
 /* refusal bookkeeping shared by the devices */
 int32_t refuse(struct vm *vm, enum refuse_reason why, int32_t status);
 /*
+ * Refuse for a library error on guest memory: -EFAULT (a private page),
+ * -EBUSY (pinned), anything else as it is.
+ */
+int32_t refuse_lib(struct vm *vm, int ret);
+/*
  * Validate a guest range [gpa, gpa + len) against guest memory: aligned
  * to pages if `aligned`, non-empty, no wrap, inside the store. 0 or a
  * refused status.
  */
 int32_t check_guest_range(struct vm *vm, uint64_t gpa, uint64_t len,
 			  bool aligned);
+/* A guest buffer: at most `max` bytes, inside guest memory. 0 or refused. */
+int32_t check_buffer(struct vm *vm, uint64_t gpa, uint64_t len, uint64_t max);
 /*
  * A request that names a guest buffer [a0, a0 + a1): its op must be `op`,
  * its length at most `max`, its range inside guest memory. 0 or a refused
