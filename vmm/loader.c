@@ -36,18 +36,25 @@ static int bad(const char *path, const char *why)
 	return -ENOEXEC;
 }
 
-/* Convert the pages of [start, end) that are not protected to `to`. */
+/*
+ * Convert the pages of [start, end) that are not protected to `to`: one
+ * conversion per run of such pages.
+ */
 static int convert_unprotected(struct vm *vm, uint64_t start, uint64_t end,
 			       enum gm_attr to)
 {
-	for (uint64_t p = start; p < end; p += GM_PAGE_SIZE) {
-		int ret;
+	uint64_t run = start;
 
-		if (vm_protected_overlap(vm, p, p + GM_PAGE_SIZE))
+	for (uint64_t p = start; p <= end; p += GM_PAGE_SIZE) {
+		int ret = 0;
+
+		if (p < end && !vm_protected_overlap(vm, p, p + GM_PAGE_SIZE))
 			continue;
-		ret = gm_convert(vm->store, p, GM_PAGE_SIZE, to, 0);
+		if (p > run)
+			ret = gm_convert(vm->store, run, p - run, to, 0);
 		if (ret)
 			return ret;
+		run = p + GM_PAGE_SIZE;
 	}
 	return 0;
 }
