@@ -70,7 +70,7 @@ static int32_t chk_checksum(struct vm *vm, const struct io_args *a)
 {
 	struct gm_pin *pin;
 	uint64_t sum;
-	uint8_t *p;
+	uint8_t *p = NULL;
 	int32_t st;
 	int ret;
 
@@ -92,7 +92,7 @@ static int32_t chk_checksum(struct vm *vm, const struct io_args *a)
 static int32_t chk_fill(struct vm *vm, const struct io_args *a)
 {
 	struct gm_pin *pin;
-	uint8_t *p;
+	uint8_t *p = NULL;
 	int32_t st;
 
 	st = check_buffer(vm, a->a0, a->a1, GMVM_CHK_MAX_LEN);
