@@ -37,6 +37,8 @@ uint64_t rnd_below(uint64_t *state, uint64_t n);
 
 void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* A store of size bytes on the best backing here, or die. */
+struct gm_store *bench_store(uint64_t size, unsigned int flags);
 
 /*
  * One row of the results. `ours` and `floor` are in `unit`; ratio is

@@ -28,24 +28,6 @@
 
 #define SZ GiB
 
-static struct gm_store *make_store(void)
-{
-	struct gm_store_opts o = {
-		.sz = sizeof(o),
-		.size = SZ,
-		.backing = GM_BACKING_AUTO,
-		.vm_fd = -1,
-		.flags = GM_STORE_INIT_SHARED,
-	};
-	struct gm_store *s;
-	int ret = gm_store_create(&o, &s);
-
-	if (ret)
-		die("gm_store_create 1 GiB: %s (%s)", gm_strerror(ret),
-		    gm_last_error());
-	return s;
-}
-
 /* Write every page (allocating it if it is a hole). */
 static void populate(uint8_t *p, uint8_t v)
 {
@@ -104,7 +86,8 @@ static void add(const char *id, const char *what, double *ours,
 
 void bench_convert_1g(void)
 {
-	struct gm_store *s = make_store(), *f = make_store();
+	struct gm_store *s = bench_store(SZ, GM_STORE_INIT_SHARED),
+			*f = bench_store(SZ, GM_STORE_INIT_SHARED);
 	int n = cfg.reps, ffd = gm_store_fd(f);
 	double op[n], fp[n], os[n], fs[n], odp[n], fdp[n], ods[n], fds[n];
 	enum gm_backing b = gm_store_backing(s);

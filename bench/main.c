@@ -95,6 +95,25 @@ void die(const char *fmt, ...)
 	exit(1);
 }
 
+struct gm_store *bench_store(uint64_t size, unsigned int flags)
+{
+	struct gm_store_opts o = {
+		.sz = sizeof(o),
+		.size = size,
+		.backing = GM_BACKING_AUTO,
+		.vm_fd = -1,
+		.flags = flags,
+	};
+	struct gm_store *s;
+	int ret = gm_store_create(&o, &s);
+
+	if (ret)
+		die("gm_store_create(%llu bytes): %s (%s)",
+		    (unsigned long long)size, gm_strerror(ret),
+		    gm_last_error());
+	return s;
+}
+
 static struct out_row *new_row(void)
 {
 	if (nr_rows == MAX_ROWS)

@@ -18,24 +18,6 @@
 #include "bench.h"
 #include "patterns.h"
 
-static struct gm_store *store_new(uint64_t size, unsigned int flags)
-{
-	struct gm_store_opts o = {
-		.sz = sizeof(o),
-		.size = size,
-		.backing = GM_BACKING_AUTO,
-		.vm_fd = -1,
-		.flags = flags,
-	};
-	struct gm_store *s;
-	int ret = gm_store_create(&o, &s);
-
-	if (ret)
-		die("gm_store_create(%llu): %s (%s)", (unsigned long long)size,
-		    gm_strerror(ret), gm_last_error());
-	return s;
-}
-
 static void must(int ret, const char *what)
 {
 	if (ret < 0)
@@ -115,9 +97,9 @@ void bench_vmas(void)
 		struct row r;
 
 		pattern_build(&p, pat, TiB >> 12, cfg.seed * 31 + pat);
-		s = store_new(TiB, p.base == GM_ATTR_SHARED ?
-					   GM_STORE_INIT_SHARED :
-					   0);
+		s = bench_store(TiB, p.base == GM_ATTR_SHARED ?
+					     GM_STORE_INIT_SHARED :
+					     0);
 		t0 = now_ns();
 		apply(s, &p);
 		touched = host_touches(s, &p, 200000, &refused);
@@ -190,7 +172,7 @@ void bench_per_gib(void)
 	 * shared and written by the host, 64 small shared buffers (4-64 KiB)
 	 * and 16 device pins on them.
 	 */
-	s = store_new(GUEST, 0);
+	s = bench_store(GUEST, 0);
 	must(gm_hv_visible_add(s, 0, 2 * MiB), "gm_hv_visible_add");
 	must(gm_convert(s, GiB, 64 * MiB, GM_ATTR_SHARED, 0), "gm_convert");
 	for (uint64_t off = GiB; off < GiB + 64 * MiB; off += sizeof(buf))
@@ -212,7 +194,7 @@ void bench_per_gib(void)
 	gm_store_destroy(s);
 
 	/* Adversarial: alternating pages over 4 GiB, 1024 pinned pages. */
-	s = store_new(GUEST, GM_STORE_INIT_SHARED);
+	s = bench_store(GUEST, GM_STORE_INIT_SHARED);
 	pattern_build(&p, PAT_ALTERNATING, GUEST >> 12, cfg.seed);
 	apply(s, &p);
 	np = 0;
@@ -228,7 +210,7 @@ void bench_per_gib(void)
 	pattern_free(&p);
 
 	/* Adversarial: 1 % random private pages over 4 GiB. */
-	s = store_new(GUEST, GM_STORE_INIT_SHARED);
+	s = bench_store(GUEST, GM_STORE_INIT_SHARED);
 	pattern_build(&p, PAT_RANDOM1PCT, GUEST >> 12, cfg.seed);
 	apply(s, &p);
 	per_gib_row("pergib.random1pct", "tracking/GiB, 1% private at random",

@@ -87,21 +87,6 @@ static void run_guest(const char *vmm, const char *guests, const char *name,
 		    found ? "" : ", no BENCH line");
 }
 
-static struct gm_store *floor_store(void)
-{
-	struct gm_store_opts o = { .sz = sizeof(o),
-				   .size = 2 * MiB,
-				   .backing = GM_BACKING_AUTO,
-				   .vm_fd = -1,
-				   .flags = GM_STORE_INIT_SHARED };
-	struct gm_store *s;
-	int ret = gm_store_create(&o, &s);
-
-	if (ret)
-		die("gm_store_create: %s", gm_strerror(ret));
-	return s;
-}
-
 /* Median µs of mprotect of one populated page (both directions). */
 static double mprotect_1page_us(struct gm_store *s, int n)
 {
@@ -219,7 +204,7 @@ static double us(double ticks, double khz)
 
 static void convert_rows(const char *vmm, const char *guests, int reps)
 {
-	struct gm_store *fs = floor_store();
+	struct gm_store *fs = bench_store(2 * MiB, GM_STORE_INIT_SHARED);
 	double ex[reps], rq[reps], in[reps], de[reps], mp[reps], pu[reps];
 	double inp[reps], ins[reps], dep[reps], des[reps];
 	struct kv kv;
