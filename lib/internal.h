@@ -150,8 +150,19 @@ bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end);
 /* Copy between buf and pages known to be shared; caller holds lock. */
 int gm_view_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
 		 bool write);
-/* A mapping of [off, off + len) of its own, read/write; NULL and errno. */
+
+/*
+ * window.c: mappings of the store's fd, read/write, MADV_DONTDUMP and
+ * MADV_DONTFORK. gm_map_store maps at `at` (MAP_FIXED) or anywhere (NULL);
+ * NULL and errno on failure (at `at`, the range may then be unmapped).
+ */
+void *gm_map_store(struct gm_store *store, void *at, uint64_t off,
+		   uint64_t len);
+/* A transient mapping of [off, off + len) of its own; NULL and errno. */
 void *gm_map_window(struct gm_store *store, uint64_t off, uint64_t len);
+/* Copy through a transient mapping, for shared pages the view keeps closed. */
+int gm_window_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
+		   bool write);
 
 /* pin.c: first pinned byte offset overlapping [start, end), or UINT64_MAX */
 uint64_t gm_pins_first_overlap(struct gm_store *store, uint64_t start,

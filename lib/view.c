@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * The host view: the store's mapping in this process. Private pages are
- * PROT_NONE there; shared pages are read/write once opened. Each run of
- * equal protection costs the process a mapping (VMA), so the number of runs
- * is kept under a budget: a shared page that cannot be opened within it
- * stays PROT_NONE and is reached through a transient mapping instead
- * (gm_view_copy, pins).
+ * The host view: the store's address range in this process. An open page
+ * is mapped read/write from the store's fd; a closed page (every private
+ * page, and shared pages not opened yet) is not mapped from the fd at all:
+ * an anonymous PROT_NONE reservation holds its place, so neither a stray
+ * pointer nor a forced read (/proc/<pid>/mem, ptrace) nor a core dump
+ * reaches its bytes. Each run of equal state costs the process a mapping
+ * (VMA), so the number of runs is kept under a budget: a shared page that
+ * cannot be opened within it stays closed and is reached through a
+ * transient mapping instead (gm_window_copy, pins).
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -19,16 +22,29 @@ static void *page_addr(struct gm_store *store, uint64_t page)
 	return store->view + (page << GM_PAGE_SHIFT);
 }
 
+/* An anonymous PROT_NONE reservation over [at, at + len): no store byte. */
+static void *reserve(void *at, uint64_t len)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+		    (at ? MAP_FIXED : 0);
+	void *p = mmap(at, len, PROT_NONE, flags, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 int gm_view_init(struct gm_store *store)
 {
 	bool open = (store->flags & GM_STORE_INIT_SHARED) &&
 		    !(store->flags & GM_STORE_VIEW_LAZY);
-	int prot = open ? PROT_READ | PROT_WRITE : PROT_NONE;
+	void *view;
 	int ret;
 
-	store->view = mmap(NULL, store->size, prot, MAP_SHARED | MAP_NORESERVE,
-			   store->fd, 0);
-	if (store->view == MAP_FAILED)
+	view = reserve(NULL, store->size);
+	if (!view)
+		return gm_error(-errno, "host view: reserving %llu bytes",
+				(unsigned long long)store->size);
+	store->view = view;
+	if (open && !gm_map_store(store, view, 0, store->size))
 		return gm_error(-errno, "host view: mmap of %llu bytes",
 				(unsigned long long)store->size);
 	ret = emap_create(store->npages, open ? VIEW_OPEN : VIEW_CLOSED,
@@ -68,12 +84,24 @@ static bool within_budget(struct gm_store *store, int64_t delta)
 	       (int64_t)store->view_budget;
 }
 
-static int protect(struct gm_store *store, uint64_t s, uint64_t e, int prot)
+/*
+ * Open [s, e): map it from the fd. Close it: put the reservation back. A
+ * failing MAP_FIXED may leave the range unmapped; an open that fails puts
+ * the reservation back, so a failure never leaves a page mapped from the fd.
+ */
+static int remap(struct gm_store *store, uint64_t s, uint64_t e, bool open)
 {
+	uint64_t len = (e - s) << GM_PAGE_SHIFT;
+	void *at = page_addr(store, s);
+	int err;
+
 	gm_stat_add(&store->stats.view_mprotects, 1);
-	if (mprotect(page_addr(store, s), (e - s) << GM_PAGE_SHIFT, prot))
+	if (open && gm_map_store(store, at, s << GM_PAGE_SHIFT, len))
+		return 0;
+	err = open ? -errno : 0;
+	if (!reserve(at, len))
 		return -errno;
-	return 0;
+	return err;
 }
 
 /* Open [s, e), all closed; 0 or a negative errno with the view unchanged. */
@@ -84,7 +112,7 @@ static int open_piece(struct gm_store *store, uint64_t s, uint64_t e)
 	if (!ret)
 		ret = emap_reserve(store->view_map);
 	if (!ret)
-		ret = protect(store, s, e, PROT_READ | PROT_WRITE);
+		ret = remap(store, s, e, true);
 	if (ret)
 		return ret;
 	emap_set(store->view_map, s, e, VIEW_OPEN);
@@ -144,7 +172,7 @@ static int close_piece(struct gm_store *store, uint64_t s, uint64_t e,
 	if (!ret)
 		ret = emap_reserve(store->view_map);
 	if (!ret)
-		ret = protect(store, s, e, PROT_NONE);
+		ret = remap(store, s, e, false);
 	if (ret)
 		return ret;
 	emap_set(store->view_map, s, e, VIEW_CLOSED);
@@ -236,7 +264,7 @@ static void undo_locked(struct gm_store *store, struct gm_view_log *log)
 		struct gm_range *r = &log->r[--log->nr];
 
 		if (!emap_reserve(store->view_map) &&
-		    !protect(store, r->start, r->end, PROT_READ | PROT_WRITE))
+		    !remap(store, r->start, r->end, true))
 			emap_set(store->view_map, r->start, r->end, VIEW_OPEN);
 	}
 }
@@ -277,34 +305,6 @@ int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end,
 	return ret;
 }
 
-void *gm_map_window(struct gm_store *store, uint64_t off, uint64_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, store->fd,
-		       off);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-/* Copy through a transient mapping, for shared pages the view keeps closed. */
-static int window_copy(struct gm_store *store, uint64_t off, void *buf,
-		       size_t len, bool write)
-{
-	uint64_t base = off & ~(GM_PAGE_SIZE - 1);
-	uint64_t span =
-		(off + len - base + GM_PAGE_SIZE - 1) & ~(GM_PAGE_SIZE - 1);
-	uint8_t *w = gm_map_window(store, base, span);
-
-	if (!w)
-		return -errno;
-	gm_stat_add(&store->stats.access_fallbacks, 1);
-	if (write)
-		memcpy(w + (off - base), buf, len);
-	else
-		memcpy(buf, w + (off - base), len);
-	munmap(w, span);
-	return 0;
-}
-
 int gm_view_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
 		 bool write)
 {
@@ -339,8 +339,8 @@ int gm_view_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
 			else
 				memcpy(b, store->view + off, chunk_end - off);
 		} else {
-			ret = window_copy(store, off, b, chunk_end - off,
-					  write);
+			ret = gm_window_copy(store, off, b, chunk_end - off,
+					     write);
 			if (ret)
 				return ret;
 		}
@@ -488,9 +488,9 @@ int gm_hv_visible_add(struct gm_store *store, uint64_t off, uint64_t len)
 	if (ret)
 		ret = gm_error(ret, "gm_hv_visible_add: tracking memory");
 	if (!ret) {
-		ret = protect(store, s, e, PROT_READ | PROT_WRITE);
+		ret = remap(store, s, e, true);
 		if (ret)
-			gm_error(ret, "gm_hv_visible_add: mprotect");
+			gm_error(ret, "gm_hv_visible_add: mapping");
 	}
 	if (!ret) {
 		hv_insert(store, s, e);

@@ -14,3 +14,12 @@ foreach(t store convert pin rollback view access stress)
     set_tests_properties(test_${t}.${b} PROPERTIES TIMEOUT 300)
   endforeach()
 endforeach()
+
+# Private pages out of every host path (issue 8): forced reads, fork, exec,
+# smaps flags; and a real core dump (sets the system's core_pattern for its
+# run and restores it; not under sanitizers, whose runtimes shape dumps).
+gm_add_test(test_exposure SOURCES test_exposure.c test_util.c BACKINGS LABELS store)
+gm_add_test(test_coredump SOURCES test_coredump.c test_util.c BACKINGS LABELS nosan)
+foreach(b guest_memfd memfd)
+  set_tests_properties(test_coredump.${b} PROPERTIES RESOURCE_LOCK core_pattern)
+endforeach()

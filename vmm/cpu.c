@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -63,7 +64,7 @@ int cpu_init(struct vm *vm, unsigned int index)
 	vcpu->vm = vm;
 	vcpu->index = index;
 	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
-	if (vcpu->fd < 0) {
+	if (vcpu->fd < 0 || fcntl(vcpu->fd, F_SETFD, FD_CLOEXEC)) {
 		ret = -errno;
 		fprintf(stderr, "gmem-vm: KVM_CREATE_VCPU %u: %s\n", index,
 			strerror(errno));

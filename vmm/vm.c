@@ -125,8 +125,9 @@ static int kvm_open(struct vm *vm)
 			KVM_API_VERSION);
 		return -EINVAL;
 	}
+	/* KVM's fds are not close-on-exec; the VM's must not outlive an exec */
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-	if (vm->vm_fd < 0) {
+	if (vm->vm_fd < 0 || fcntl(vm->vm_fd, F_SETFD, FD_CLOEXEC)) {
 		ret = -errno;
 		fprintf(stderr, "gmem-vm: KVM_CREATE_VM: %s\n",
 			strerror(errno));
