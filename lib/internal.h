@@ -70,7 +70,12 @@ struct gm_store {
 	pthread_t writer; /* the converting thread, while it holds lock */
 	bool writing;
 
-	pthread_mutex_t view_lock; /* view map changes made under a read lock */
+	/*
+	 * The view map: read-locked to look (gm_read of open pages takes no
+	 * exclusive lock), write-locked to change it under a read lock of
+	 * `lock` (opening pages) or a write lock (conversions).
+	 */
+	pthread_rwlock_t view_lock;
 	uint8_t *view;
 	struct emap *view_map; /* VIEW_OPEN / VIEW_CLOSED per page */
 	struct gm_range *hv; /* hypervisor-visible ranges, sorted */

@@ -30,12 +30,12 @@ int gm_store_stats(struct gm_store *store, struct gm_stats *out)
 	out->extents = emap_nr_extents(store->attrs);
 	out->private_pages = store->nr_private;
 	out->shared_pages = store->npages - out->private_pages;
-	pthread_mutex_lock(&store->view_lock);
+	pthread_rwlock_rdlock(&store->view_lock);
 	out->view_extents = emap_nr_extents(store->view_map);
 	out->tracking_bytes = emap_bytes(store->attrs) +
 			      emap_bytes(store->view_map) +
 			      store->nr_hv * sizeof(struct gm_range);
-	pthread_mutex_unlock(&store->view_lock);
+	pthread_rwlock_unlock(&store->view_lock);
 	pthread_mutex_lock(&store->pin_lock);
 	out->pins_active = store->nr_pins;
 	out->tracking_bytes += store->nr_pins * sizeof(struct gm_pin);

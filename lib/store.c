@@ -201,7 +201,7 @@ int gm_store_create(const struct gm_store_opts *o, struct gm_store **out)
 		pthread_rwlock_init(&store->lock, &attr);
 		pthread_rwlockattr_destroy(&attr);
 	}
-	pthread_mutex_init(&store->view_lock, NULL);
+	pthread_rwlock_init(&store->view_lock, NULL);
 	pthread_mutex_init(&store->pin_lock, NULL);
 	{
 		pthread_condattr_t attr;
@@ -262,7 +262,7 @@ void gm_store_destroy(struct gm_store *store)
 		close(store->own_kvm_fd);
 	pthread_cond_destroy(&store->pin_released);
 	pthread_mutex_destroy(&store->pin_lock);
-	pthread_mutex_destroy(&store->view_lock);
+	pthread_rwlock_destroy(&store->view_lock);
 	pthread_rwlock_destroy(&store->lock);
 	free(store);
 }

@@ -125,7 +125,10 @@ uint64_t gm_view_open_pages(struct gm_store *store, uint64_t start,
 	uint64_t left = 0, S, E, s, e;
 	uint8_t v;
 
-	pthread_mutex_lock(&store->view_lock);
+	/* Pages already open (the common case) need no exclusive lock. */
+	if (gm_view_pages_open(store, start, end))
+		return 0;
+	pthread_rwlock_wrlock(&store->view_lock);
 	for (s = start; s < end; s = e) {
 		emap_extent(store->view_map, s, &S, &E, &v);
 		e = E < end ? E : end;
@@ -135,7 +138,7 @@ uint64_t gm_view_open_pages(struct gm_store *store, uint64_t start,
 		    open_piece(store, s, e))
 			left += e - s;
 	}
-	pthread_mutex_unlock(&store->view_lock);
+	pthread_rwlock_unlock(&store->view_lock);
 	return left;
 }
 
@@ -145,12 +148,12 @@ bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end)
 	uint8_t v;
 	bool open = true;
 
-	pthread_mutex_lock(&store->view_lock);
+	pthread_rwlock_rdlock(&store->view_lock);
 	for (; start < end && open; start = E) {
 		emap_extent(store->view_map, start, &S, &E, &v);
 		open = v == VIEW_OPEN;
 	}
-	pthread_mutex_unlock(&store->view_lock);
+	pthread_rwlock_unlock(&store->view_lock);
 	return open;
 }
 
@@ -277,9 +280,9 @@ void gm_view_log_free(struct gm_view_log *log)
 
 void gm_view_undo_close(struct gm_store *store, struct gm_view_log *log)
 {
-	pthread_mutex_lock(&store->view_lock);
+	pthread_rwlock_wrlock(&store->view_lock);
 	undo_locked(store, log);
-	pthread_mutex_unlock(&store->view_lock);
+	pthread_rwlock_unlock(&store->view_lock);
 	gm_view_log_free(log);
 }
 
@@ -290,7 +293,7 @@ int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end,
 	uint8_t v;
 	int ret = 0;
 
-	pthread_mutex_lock(&store->view_lock);
+	pthread_rwlock_wrlock(&store->view_lock);
 	for (s = start; s < end && !ret; s = e) {
 		emap_extent(store->view_map, s, &S, &E, &v);
 		e = E < end ? E : end;
@@ -299,7 +302,7 @@ int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end,
 	}
 	if (ret)
 		undo_locked(store, log);
-	pthread_mutex_unlock(&store->view_lock);
+	pthread_rwlock_unlock(&store->view_lock);
 	if (ret)
 		gm_view_log_free(log);
 	return ret;
@@ -327,9 +330,9 @@ int gm_view_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
 		return 0;
 	}
 	while (off < end) {
-		pthread_mutex_lock(&store->view_lock);
+		pthread_rwlock_rdlock(&store->view_lock);
 		emap_extent(store->view_map, off >> GM_PAGE_SHIFT, &S, &E, &v);
-		pthread_mutex_unlock(&store->view_lock);
+		pthread_rwlock_unlock(&store->view_lock);
 		chunk_end = E << GM_PAGE_SHIFT;
 		if (chunk_end > end)
 			chunk_end = end;
@@ -403,9 +406,9 @@ uint64_t gm_view_extent_count(struct gm_store *store)
 
 	if (!store || gm_read_lock(store, "gm_view_extent_count"))
 		return 0;
-	pthread_mutex_lock(&store->view_lock);
+	pthread_rwlock_rdlock(&store->view_lock);
 	n = emap_nr_extents(store->view_map);
-	pthread_mutex_unlock(&store->view_lock);
+	pthread_rwlock_unlock(&store->view_lock);
 	gm_read_unlock(store);
 	return n;
 }
@@ -481,7 +484,7 @@ int gm_hv_visible_add(struct gm_store *store, uint64_t off, uint64_t len)
 	s = off >> GM_PAGE_SHIFT;
 	e = (off + len) >> GM_PAGE_SHIFT;
 	pthread_rwlock_wrlock(&store->lock);
-	pthread_mutex_lock(&store->view_lock);
+	pthread_rwlock_wrlock(&store->view_lock);
 	ret = emap_reserve(store->view_map);
 	if (!ret)
 		ret = hv_reserve(store);
@@ -496,7 +499,7 @@ int gm_hv_visible_add(struct gm_store *store, uint64_t off, uint64_t len)
 		hv_insert(store, s, e);
 		emap_set(store->view_map, s, e, VIEW_OPEN);
 	}
-	pthread_mutex_unlock(&store->view_lock);
+	pthread_rwlock_unlock(&store->view_lock);
 	pthread_rwlock_unlock(&store->lock);
 	return ret;
 }
