@@ -186,6 +186,7 @@ static int store_create(struct vm *vm)
 			gm_last_error());
 		return ret;
 	}
+	vm->slot_bound = true;
 	return 0;
 }
 
@@ -349,8 +350,14 @@ int vm_create(struct vm *vm, const struct vm_opts *opts)
 void vm_destroy(struct vm *vm)
 {
 	chkdev_fini(vm);
-	if (vm->store)
-		gm_store_destroy(vm->store);
+	/* The store refuses to go while KVM may still reach its memory. */
+	if (vm->slot_bound && gm_kvm_memslot_unbind(vm->store, vm->vm_fd, 0))
+		fprintf(stderr, "gmem-vm: gm_kvm_memslot_unbind: %s\n",
+			gm_last_error());
+	vm->slot_bound = false;
+	if (gm_store_destroy(vm->store))
+		fprintf(stderr, "gmem-vm: gm_store_destroy: %s\n",
+			gm_last_error());
 	vm->store = NULL;
 	free(vm->cpuid);
 	vm->cpuid = NULL;
