@@ -112,8 +112,8 @@ static void expect_heard(int id, int prepare, int commit, int abort)
 	    heard[id][ABORT] != abort)
 		fprintf(stderr,
 			"listener %d heard %d/%d/%d, expected %d/%d/%d\n", id,
-			heard[id][PREPARE], heard[id][COMMIT],
-			heard[id][ABORT], prepare, commit, abort);
+			heard[id][PREPARE], heard[id][COMMIT], heard[id][ABORT],
+			prepare, commit, abort);
 	assert_int_equal(heard[id][PREPARE], prepare);
 	assert_int_equal(heard[id][COMMIT], commit);
 	assert_int_equal(heard[id][ABORT], abort);
@@ -215,6 +215,34 @@ static void test_self_veto(void **state)
 	expect_heard(0, 3, 2, 1);
 	expect_heard(1, 1, 0, 0);
 	tl_remove(a);
+	destroy_ok(s);
+}
+
+/*
+ * A prepare unregisters a listener that prepared before it, then vetoes:
+ * that listener hears no abort.
+ */
+static void test_other_veto(void **state)
+{
+	struct gm_store *s = two_ranges_store();
+	struct tl *before = tl_add(s, 0), *a = tl_add(s, 1);
+	struct tl *after = tl_add(s, 2);
+
+	(void)state;
+	a->unreg_in = PREPARE;
+	a->victim = before;
+	a->veto = -EPERM;
+	assert_int_equal(gm_convert(s, 0, 3 * PG, GM_ATTR_SHARED, 0), -EPERM);
+	expect_heard(0, 1, 0, 0);
+	expect_heard(1, 1, 0, 0);
+	expect_heard(2, 0, 0, 0);
+	a->veto = 0;
+	assert_int_equal(gm_convert(s, 0, 3 * PG, GM_ATTR_SHARED, 0), 0);
+	expect_heard(0, 1, 0, 0);
+	expect_heard(1, 3, 2, 0);
+	expect_heard(2, 2, 2, 0);
+	tl_remove(a);
+	tl_remove(after);
 	destroy_ok(s);
 }
 
@@ -547,6 +575,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_self_in_commit),
 		cmocka_unit_test(test_self_in_abort),
 		cmocka_unit_test(test_self_veto),
+		cmocka_unit_test(test_other_veto),
 		cmocka_unit_test(test_other),
 		cmocka_unit_test(test_all_in_one),
 		cmocka_unit_test(test_other_thread),
