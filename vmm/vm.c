@@ -352,12 +352,11 @@ void vm_destroy(struct vm *vm)
 	chkdev_fini(vm);
 	/* The store refuses to go while KVM may still reach its memory. */
 	if (vm->slot_bound && gm_kvm_memslot_unbind(vm->store, vm->vm_fd, 0))
-		fprintf(stderr, "gmem-vm: gm_kvm_memslot_unbind: %s\n",
-			gm_last_error());
+		fprintf(stderr, "gmem-vm: %s\n", gm_last_error());
 	vm->slot_bound = false;
+	/* refused: the store is left to the process exit */
 	if (gm_store_destroy(vm->store))
-		fprintf(stderr, "gmem-vm: gm_store_destroy: %s\n",
-			gm_last_error());
+		fprintf(stderr, "gmem-vm: %s\n", gm_last_error());
 	vm->store = NULL;
 	free(vm->cpuid);
 	vm->cpuid = NULL;
