@@ -125,7 +125,8 @@ static void setup(unsigned int flags)
 static void teardown(void)
 {
 	chkdev_fini(&vm);
-	gm_store_destroy(vm.store);
+	FZ_CHECK(!gm_store_destroy(vm.store), "gm_store_destroy: %s",
+		 gm_last_error());
 	fclose(vm.console);
 	pthread_mutex_destroy(&vm.report_lock);
 	pthread_mutex_destroy(&vm.peek_lock);

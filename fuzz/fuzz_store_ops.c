@@ -555,7 +555,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct gm_listener_ops lops = { .prepare = l_prepare,
 					.commit = l_commit,
 					.abort = l_abort };
-	struct gm_listener *l;
+	struct gm_listener *l = NULL;
 	unsigned int cfg = rd(&r, 1);
 	int ret, steps = 0;
 
@@ -615,6 +615,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < MAXPINS; i++)
 		if (z.pins[i].active)
 			gm_unpin(z.pins[i].pin);
-	gm_store_destroy(z.st);
+	gm_listener_unregister(l);
+	FZ_CHECK(!gm_store_destroy(z.st), "gm_store_destroy: %s",
+		 gm_last_error());
 	return 0;
 }

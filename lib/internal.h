@@ -39,11 +39,16 @@ struct gm_listener {
 	struct gm_listener *next;
 	struct gm_listener_ops ops;
 	void *opaque;
+	bool dead; /* unregistered from a callback; freed when it returns */
 };
 
-struct gm_kvm_map {
-	struct gm_kvm_map *next;
-	void *addr;
+/* A KVM memslot bound to the store (gm_kvm_memslot_bind). */
+struct gm_kvm_slot {
+	struct gm_kvm_slot *next;
+	int vm_fd;
+	uint32_t slot;
+	bool guest_memfd; /* KVM_SET_USER_MEMORY_REGION2 with the store's fd */
+	void *kvm_map; /* memfd backing: KVM's own mapping, else NULL */
 	uint64_t len;
 };
 
@@ -87,7 +92,8 @@ struct gm_store {
 	uint64_t nr_pins;
 
 	struct gm_listener *listeners; /* changed only under lock (write) */
-	struct gm_kvm_map *kvm_maps; /* under lock (write) */
+	bool dead_listeners; /* some listener is dead, under lock (write) */
+	struct gm_kvm_slot *kvm_slots; /* under lock (write) */
 
 	struct gm_stats stats; /* counters updated with __atomic */
 };

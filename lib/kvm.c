@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: MIT
-/* Binding a store to KVM memslots. */
+/*
+ * Binding a store to KVM memslots, and unbinding it. The store lists the
+ * slots it bound (under its write lock), so that it can refuse a slot bound
+ * twice, find the slot to unbind, and refuse to be destroyed while KVM may
+ * still reach its memory.
+ */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -11,79 +16,158 @@
 
 #include "internal.h"
 
-static int bind_guest_memfd(struct gm_store *store, int vm_fd, uint32_t slot,
-			    uint64_t gpa, uint64_t off, uint64_t len)
+static struct gm_kvm_slot **find_slot(struct gm_store *store, int vm_fd,
+				      uint32_t slot)
+{
+	struct gm_kvm_slot **p;
+
+	for (p = &store->kvm_slots; *p; p = &(*p)->next)
+		if ((*p)->vm_fd == vm_fd && (*p)->slot == slot)
+			break;
+	return p;
+}
+
+static int bind_guest_memfd(struct gm_store *store, struct gm_kvm_slot *s,
+			    uint64_t gpa, uint64_t off)
 {
 	struct gm_kvm_userspace_memory_region2 region = {
-		.slot = slot,
+		.slot = s->slot,
 		.flags = KVM_MEM_GUEST_MEMFD,
 		.guest_phys_addr = gpa,
-		.memory_size = len,
+		.memory_size = s->len,
 		/* the host view: the guest keeps using pages it has closed */
 		.userspace_addr = (uint64_t)(uintptr_t)(store->view + off),
 		.guest_memfd_offset = off,
 		.guest_memfd = (uint32_t)store->fd,
 	};
 
-	if (ioctl(vm_fd, GM_KVM_SET_USER_MEMORY_REGION2, &region))
+	s->guest_memfd = true;
+	if (ioctl(s->vm_fd, GM_KVM_SET_USER_MEMORY_REGION2, &region))
 		return gm_error(-errno,
 				"gm_kvm_memslot_bind: slot %u at gpa 0x%llx "
 				"(guest_memfd must belong to this VM)",
-				slot, (unsigned long long)gpa);
+				s->slot, (unsigned long long)gpa);
 	return 0;
 }
 
-static int bind_memfd(struct gm_store *store, int vm_fd, uint32_t slot,
-		      uint64_t gpa, uint64_t off, uint64_t len)
+static int bind_memfd(struct gm_store *store, struct gm_kvm_slot *s,
+		      uint64_t gpa, uint64_t off)
 {
 	struct kvm_userspace_memory_region region = {
-		.slot = slot,
+		.slot = s->slot,
 		.guest_phys_addr = gpa,
-		.memory_size = len,
+		.memory_size = s->len,
 	};
-	struct gm_kvm_map *map = calloc(1, sizeof(*map));
 	int ret;
 
-	if (!map)
-		return gm_error(-ENOMEM, "gm_kvm_memslot_bind: allocation");
-	map->addr = gm_map_window(store, off, len);
-	if (!map->addr) {
+	s->kvm_map = gm_map_window(store, off, s->len);
+	if (!s->kvm_map)
+		return gm_error(-errno, "gm_kvm_memslot_bind: mapping for KVM");
+	region.userspace_addr = (uint64_t)(uintptr_t)s->kvm_map;
+	if (ioctl(s->vm_fd, KVM_SET_USER_MEMORY_REGION, &region)) {
 		ret = -errno;
-		free(map);
-		return gm_error(ret, "gm_kvm_memslot_bind: mapping for KVM");
-	}
-	map->len = len;
-	region.userspace_addr = (uint64_t)(uintptr_t)map->addr;
-	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region)) {
-		ret = -errno;
-		munmap(map->addr, len);
-		free(map);
+		munmap(s->kvm_map, s->len);
 		return gm_error(ret,
 				"gm_kvm_memslot_bind: slot %u at gpa 0x%llx",
-				slot, (unsigned long long)gpa);
+				s->slot, (unsigned long long)gpa);
 	}
-	pthread_rwlock_wrlock(&store->lock);
-	map->next = store->kvm_maps;
-	store->kvm_maps = map;
-	pthread_rwlock_unlock(&store->lock);
 	return 0;
+}
+
+static int check_slot_args(struct gm_store *store, int vm_fd, const char *what)
+{
+	int ret = gm_check_store(store, what);
+
+	if (!ret && vm_fd < 0)
+		ret = gm_error(-EBADF, "%s: vm_fd %d", what, vm_fd);
+	if (!ret)
+		ret = gm_check_reentry(store, what);
+	return ret;
 }
 
 int gm_kvm_memslot_bind(struct gm_store *store, int vm_fd, uint32_t slot,
 			uint64_t gpa, uint64_t off, uint64_t len)
 {
-	int ret = gm_check_range(store, off, len, "gm_kvm_memslot_bind");
+	const char *what = "gm_kvm_memslot_bind";
+	struct gm_kvm_slot *s;
+	int ret;
 
+	ret = gm_check_range(store, off, len, what);
+	if (!ret)
+		ret = check_slot_args(store, vm_fd, what);
 	if (ret)
 		return ret;
-	if (vm_fd < 0)
-		return gm_error(-EBADF, "gm_kvm_memslot_bind: vm_fd %d", vm_fd);
 	if (gpa & (GM_PAGE_SIZE - 1) || gpa + len < gpa)
 		return gm_error(-EINVAL,
-				"gm_kvm_memslot_bind: gpa 0x%llx is unaligned "
-				"or overflows",
-				(unsigned long long)gpa);
-	if (store->backing == GM_BACKING_GUEST_MEMFD)
-		return bind_guest_memfd(store, vm_fd, slot, gpa, off, len);
-	return bind_memfd(store, vm_fd, slot, gpa, off, len);
+				"%s: gpa 0x%llx is unaligned or overflows",
+				what, (unsigned long long)gpa);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return gm_error(-ENOMEM, "%s: allocation", what);
+	*s = (struct gm_kvm_slot){ .vm_fd = vm_fd, .slot = slot, .len = len };
+
+	/* Held across the ioctl, so that two binds of a slot cannot race. */
+	pthread_rwlock_wrlock(&store->lock);
+	if (*find_slot(store, vm_fd, slot))
+		ret = gm_error(-EEXIST,
+			       "%s: slot %u of vm_fd %d is already bound to "
+			       "this store",
+			       what, slot, vm_fd);
+	else if (store->backing == GM_BACKING_GUEST_MEMFD)
+		ret = bind_guest_memfd(store, s, gpa, off);
+	else
+		ret = bind_memfd(store, s, gpa, off);
+	if (!ret) {
+		s->next = store->kvm_slots;
+		store->kvm_slots = s;
+	}
+	pthread_rwlock_unlock(&store->lock);
+	if (ret)
+		free(s);
+	return ret;
+}
+
+/* Delete the memslot: a memory_size of 0, through the ioctl that made it. */
+static int delete_memslot(const struct gm_kvm_slot *s)
+{
+	struct gm_kvm_userspace_memory_region2 region2 = { .slot = s->slot };
+	struct kvm_userspace_memory_region region = { .slot = s->slot };
+
+	if (s->guest_memfd)
+		return ioctl(s->vm_fd, GM_KVM_SET_USER_MEMORY_REGION2,
+			     &region2);
+	return ioctl(s->vm_fd, KVM_SET_USER_MEMORY_REGION, &region);
+}
+
+int gm_kvm_memslot_unbind(struct gm_store *store, int vm_fd, uint32_t slot)
+{
+	const char *what = "gm_kvm_memslot_unbind";
+	struct gm_kvm_slot **p, *s;
+	int ret;
+
+	ret = check_slot_args(store, vm_fd, what);
+	if (ret)
+		return ret;
+	pthread_rwlock_wrlock(&store->lock);
+	p = find_slot(store, vm_fd, slot);
+	s = *p;
+	if (!s) {
+		ret = gm_error(-ENOENT,
+			       "%s: slot %u of vm_fd %d is not bound to this "
+			       "store",
+			       what, slot, vm_fd);
+	} else if (delete_memslot(s)) {
+		/* Still bound: KVM may still use its mapping. */
+		ret = gm_error(-errno,
+			       "%s: deleting slot %u of vm_fd %d (unbind "
+			       "before closing the VM)",
+			       what, slot, vm_fd);
+	} else {
+		*p = s->next;
+		if (s->kvm_map)
+			munmap(s->kvm_map, s->len);
+		free(s);
+	}
+	pthread_rwlock_unlock(&store->lock);
+	return ret;
 }

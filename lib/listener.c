@@ -4,6 +4,12 @@
  * device, an IOMMU-like table) hear of each conversion in two phases:
  * prepare (may veto) and then commit or abort. They run under the store's
  * write lock, in registration order.
+ *
+ * A callback may unregister a listener (itself or another) of its store.
+ * The conversion is walking the list then, so the listener is only marked
+ * dead: no callback of it runs again, and it is unlinked and freed at the
+ * end of the commit or abort walk that follows every prepare, still under
+ * the write lock. So no dead listener outlives the conversion.
  */
 #include <stdlib.h>
 
@@ -39,25 +45,42 @@ int gm_listener_register(struct gm_store *store,
 	return 0;
 }
 
+/* Unlink and free the dead listeners; the write lock is held. */
+static void reap_dead(struct gm_store *store)
+{
+	struct gm_listener **p = &store->listeners, *l;
+
+	if (!store->dead_listeners)
+		return;
+	while ((l = *p)) {
+		if (l->dead) {
+			*p = l->next;
+			free(l);
+		} else {
+			p = &l->next;
+		}
+	}
+	store->dead_listeners = false;
+}
+
 void gm_listener_unregister(struct gm_listener *listener)
 {
 	struct gm_store *store;
-	struct gm_listener **p;
 
 	if (!listener)
 		return;
 	store = listener->store;
-	if (gm_check_reentry(store, "gm_listener_unregister"))
+	if (gm_check_reentry(store, "gm_listener_unregister")) {
+		/* From a callback: this thread holds the write lock. */
+		listener->dead = true;
+		store->dead_listeners = true;
 		return;
-	pthread_rwlock_wrlock(&store->lock);
-	for (p = &store->listeners; *p; p = &(*p)->next) {
-		if (*p == listener) {
-			*p = listener->next;
-			break;
-		}
 	}
+	pthread_rwlock_wrlock(&store->lock);
+	listener->dead = true;
+	store->dead_listeners = true;
+	reap_dead(store);
 	pthread_rwlock_unlock(&store->lock);
-	free(listener);
 }
 
 int gm_listeners_prepare(struct gm_store *store,
@@ -65,9 +88,11 @@ int gm_listeners_prepare(struct gm_store *store,
 			 struct gm_listener **failed)
 {
 	for (struct gm_listener *l = store->listeners; l; l = l->next) {
-		int ret =
-			l->ops.prepare ? l->ops.prepare(l->opaque, change) : 0;
+		int ret;
 
+		if (l->dead || !l->ops.prepare)
+			continue;
+		ret = l->ops.prepare(l->opaque, change);
 		if (ret < 0) {
 			*failed = l;
 			return ret;
@@ -80,8 +105,9 @@ void gm_listeners_commit(struct gm_store *store,
 			 const struct gm_range_change *change)
 {
 	for (struct gm_listener *l = store->listeners; l; l = l->next)
-		if (l->ops.commit)
+		if (!l->dead && l->ops.commit)
 			l->ops.commit(l->opaque, change);
+	reap_dead(store);
 }
 
 void gm_listeners_abort(struct gm_store *store,
@@ -89,6 +115,7 @@ void gm_listeners_abort(struct gm_store *store,
 			struct gm_listener *upto)
 {
 	for (struct gm_listener *l = store->listeners; l != upto; l = l->next)
-		if (l->ops.abort)
+		if (!l->dead && l->ops.abort)
 			l->ops.abort(l->opaque, change);
+	reap_dead(store);
 }

@@ -166,6 +166,25 @@ static int check_opts(const struct gm_store_opts *o)
 	return 0;
 }
 
+/* Free a store that nothing refers to (no pin, memslot or listener). */
+static void store_free(struct gm_store *store)
+{
+	gm_view_fini(store);
+	if (store->attrs)
+		emap_destroy(store->attrs);
+	if (store->fd >= 0)
+		close(store->fd);
+	if (store->own_vm_fd >= 0)
+		close(store->own_vm_fd);
+	if (store->own_kvm_fd >= 0)
+		close(store->own_kvm_fd);
+	pthread_cond_destroy(&store->pin_released);
+	pthread_mutex_destroy(&store->pin_lock);
+	pthread_rwlock_destroy(&store->view_lock);
+	pthread_rwlock_destroy(&store->lock);
+	free(store);
+}
+
 int gm_store_create(const struct gm_store_opts *o, struct gm_store **out)
 {
 	struct gm_store *store;
@@ -231,40 +250,45 @@ int gm_store_create(const struct gm_store_opts *o, struct gm_store **out)
 	*out = store;
 	return 0;
 err:
-	gm_store_destroy(store);
+	store_free(store);
 	return ret;
 }
 
-void gm_store_destroy(struct gm_store *store)
+/* What still refers to the store, or NULL; the write lock is held. */
+static const char *store_users(struct gm_store *store)
 {
-	struct gm_listener *l, *lnext;
-	struct gm_kvm_map *k, *knext;
+	uint64_t pins;
+
+	pthread_mutex_lock(&store->pin_lock);
+	pins = store->nr_pins;
+	pthread_mutex_unlock(&store->pin_lock);
+	if (pins)
+		return "pins are held (gm_unpin them)";
+	if (store->kvm_slots)
+		return "KVM memslots are bound (gm_kvm_memslot_unbind them)";
+	if (store->listeners)
+		return "listeners are registered (gm_listener_unregister "
+		       "them)";
+	return NULL;
+}
+
+int gm_store_destroy(struct gm_store *store)
+{
+	const char *busy;
+	int ret;
 
 	if (!store)
-		return;
-	for (l = store->listeners; l; l = lnext) {
-		lnext = l->next;
-		free(l);
-	}
-	for (k = store->kvm_maps; k; k = knext) {
-		knext = k->next;
-		munmap(k->addr, k->len);
-		free(k);
-	}
-	gm_view_fini(store);
-	if (store->attrs)
-		emap_destroy(store->attrs);
-	if (store->fd >= 0)
-		close(store->fd);
-	if (store->own_vm_fd >= 0)
-		close(store->own_vm_fd);
-	if (store->own_kvm_fd >= 0)
-		close(store->own_kvm_fd);
-	pthread_cond_destroy(&store->pin_released);
-	pthread_mutex_destroy(&store->pin_lock);
-	pthread_rwlock_destroy(&store->view_lock);
-	pthread_rwlock_destroy(&store->lock);
-	free(store);
+		return 0;
+	ret = gm_check_reentry(store, "gm_store_destroy");
+	if (ret)
+		return ret;
+	pthread_rwlock_wrlock(&store->lock);
+	busy = store_users(store);
+	pthread_rwlock_unlock(&store->lock);
+	if (busy)
+		return gm_error(-EBUSY, "gm_store_destroy: %s", busy);
+	store_free(store);
+	return 0;
 }
 
 uint64_t gm_store_size(const struct gm_store *store)

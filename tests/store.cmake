@@ -7,9 +7,10 @@ gm_add_test(test_rollback SOURCES test_rollback.c test_util.c BACKINGS LABELS st
 gm_add_test(test_view SOURCES test_view.c test_util.c BACKINGS LABELS store)
 gm_add_test(test_access SOURCES test_access.c test_util.c BACKINGS LABELS store)
 gm_add_test(test_stress SOURCES test_stress.c test_util.c BACKINGS LABELS store)
+gm_add_test(test_lifetime SOURCES test_lifetime.c test_util.c BACKINGS LABELS store)
 
 # Generous limits (sanitizer builds are several times slower); a hang fails.
-foreach(t store convert pin rollback view access stress)
+foreach(t store convert pin rollback view access stress lifetime)
   foreach(b guest_memfd memfd)
     set_tests_properties(test_${t}.${b} PROPERTIES TIMEOUT 300)
   endforeach()

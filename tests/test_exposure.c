@@ -154,7 +154,7 @@ static void test_forced_reads(void **state)
 	assert_int_equal(
 		gm_convert(s, SECRET_PAGE * PG, PG, GM_ATTR_PRIVATE, 0), 0);
 	assert_false(proc_mem_reveals(v + SECRET_PAGE * PG, secret, PG));
-	gm_store_destroy(s);
+	assert_int_equal(gm_store_destroy(s), 0);
 }
 
 static void test_forced_reads_lazy_and_budget(void **state)
@@ -170,7 +170,7 @@ static void test_forced_reads_lazy_and_budget(void **state)
 			 0);
 	assert_false(proc_mem_reveals(
 		(uint8_t *)gm_view_base(s) + SECRET_PAGE * PG, secret, PG));
-	gm_store_destroy(s);
+	assert_int_equal(gm_store_destroy(s), 0);
 
 	/* Budget 1: a pin gets a mapping of its own; unpinned, it is gone. */
 	tu_opts(&o, NPAGES * PG, GM_STORE_INIT_SHARED);
@@ -188,7 +188,7 @@ static void test_forced_reads_lazy_and_budget(void **state)
 			 0);
 	assert_int_equal(maps_covering(store_file(s), SECRET_PAGE * PG, NULL),
 			 0);
-	gm_store_destroy(s);
+	assert_int_equal(gm_store_destroy(s), 0);
 }
 
 /*
@@ -205,7 +205,7 @@ static void test_hv_visible_exception(void **state)
 	assert_true(proc_mem_reveals(v + SECRET_PAGE * PG, secret, PG));
 	/* ...while the access calls still refuse it. */
 	assert_int_equal(gm_read(s, SECRET_PAGE * PG, secret, 1), -EFAULT);
-	gm_store_destroy(s);
+	assert_int_equal(gm_store_destroy(s), 0);
 }
 
 /* Count the store's mappings missing " dd" or " dc" in smaps; *seen all. */
@@ -273,7 +273,8 @@ static void test_smaps_flags(void **state)
 	assert_true(seen >= 3);
 	gm_unpin(own);
 	gm_unpin(in_view);
-	gm_store_destroy(s);
+	assert_int_equal(gm_kvm_memslot_unbind(s, vm, 0), 0);
+	assert_int_equal(gm_store_destroy(s), 0);
 	close(vm);
 }
 
@@ -310,7 +311,7 @@ static void test_fork(void **state)
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	gm_unpin(pin);
-	gm_store_destroy(s);
+	assert_int_equal(gm_store_destroy(s), 0);
 }
 
 /* argv[1] of the exec'd child: list leaked fds, exit with their count. */
@@ -375,7 +376,7 @@ static void test_exec(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(run_exec_child(), 1);
 	close(fd);
-	gm_store_destroy(s);
+	assert_int_equal(gm_store_destroy(s), 0);
 }
 
 int main(int argc, char **argv)

@@ -228,7 +228,9 @@ static void fix_init(struct fix *f, unsigned int flags, uint64_t seed)
 static void fix_fini(struct fix *f)
 {
 	tu_raw_unmap(f->s, f->raw);
-	gm_store_destroy(f->s);
+	for (int i = 0; i < 2; i++)
+		gm_listener_unregister(f->l[i]);
+	assert_int_equal(gm_store_destroy(f->s), 0);
 }
 
 /*

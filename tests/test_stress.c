@@ -526,6 +526,7 @@ static void run(unsigned int flags, uint32_t budget, uint64_t ms, uint64_t seed)
 	static struct worker w[NTHREADS];
 	pthread_t t[NTHREADS];
 	struct gm_store_opts o;
+	struct gm_listener *l;
 	struct gm_stats st;
 	static uint8_t attrs[NPAGES];
 	uint64_t priv = 0;
@@ -536,12 +537,7 @@ static void run(unsigned int flags, uint32_t budget, uint64_t ms, uint64_t seed)
 	tu_opts(&o, NPAGES * PG, flags | GM_STORE_INIT_SHARED);
 	o.view_budget = budget;
 	sh->s = tu_store_with(&o);
-	{
-		struct gm_listener *l;
-
-		assert_int_equal(gm_listener_register(sh->s, &l_ops, sh, &l),
-				 0);
-	}
+	assert_int_equal(gm_listener_register(sh->s, &l_ops, sh, &l), 0);
 	for (int c = 0; c < NTHREADS * CHUNKS_PER_THREAD; c++) {
 		pthread_rwlock_init(&sh->chunks[c].content, NULL);
 		atomic_init(&sh->chunks[c].seq, 0);
@@ -629,7 +625,8 @@ static void run(unsigned int flags, uint32_t budget, uint64_t ms, uint64_t seed)
 			 0);
 	tu_stats(sh->s, &st);
 	assert_int_equal(st.private_pages, NPAGES);
-	gm_store_destroy(sh->s);
+	gm_listener_unregister(l);
+	assert_int_equal(gm_store_destroy(sh->s), 0);
 	for (int c = 0; c < NTHREADS * CHUNKS_PER_THREAD; c++)
 		pthread_rwlock_destroy(&sh->chunks[c].content);
 	pthread_mutex_destroy(&sh->msg_lock);

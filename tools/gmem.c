@@ -584,7 +584,7 @@ static int cmd_walkthrough(int argc, char **argv)
 	};
 	struct walk w = { 0 };
 	char sz[32];
-	int c, ret;
+	int c, ret, destroyed;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "+:b:s:h", opts, NULL)) != -1) {
@@ -649,9 +649,12 @@ static int cmd_walkthrough(int argc, char **argv)
 	       gm_backing_name(so.backing));
 
 	ret = walk_steps(&w);
-	gm_store_destroy(w.store);
+	/* Every step released what it held: destroy cannot refuse. */
+	destroyed = gm_store_destroy(w.store);
 	if (ret)
 		return ret;
+	if (destroyed)
+		return unexpected("gm_store_destroy", destroyed);
 	printf("\n10. gm_store_destroy: done.\n");
 	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, "gmem walkthrough: write error: %s\n",

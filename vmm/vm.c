@@ -187,6 +187,7 @@ static int store_create(struct vm *vm)
 			gm_last_error());
 		return ret;
 	}
+	vm->slot_bound = true;
 	return 0;
 }
 
@@ -350,8 +351,13 @@ int vm_create(struct vm *vm, const struct vm_opts *opts)
 void vm_destroy(struct vm *vm)
 {
 	chkdev_fini(vm);
-	if (vm->store)
-		gm_store_destroy(vm->store);
+	/* The store refuses to go while KVM may still reach its memory. */
+	if (vm->slot_bound && gm_kvm_memslot_unbind(vm->store, vm->vm_fd, 0))
+		fprintf(stderr, "gmem-vm: %s\n", gm_last_error());
+	vm->slot_bound = false;
+	/* refused: the store is left to the process exit */
+	if (gm_store_destroy(vm->store))
+		fprintf(stderr, "gmem-vm: %s\n", gm_last_error());
 	vm->store = NULL;
 	free(vm->cpuid);
 	vm->cpuid = NULL;

@@ -115,6 +115,7 @@ struct vm {
 	int vm_fd;
 	size_t run_size;
 	struct gm_store *store;
+	bool slot_bound; /* memslot 0 bound to the store */
 	enum gm_backing backing;
 	struct kvm_cpuid2 *cpuid;
 	uint64_t tsc_khz;

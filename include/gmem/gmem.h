@@ -15,8 +15,9 @@
  *    unless said otherwise; off + len must not overflow or pass the end.
  *  - No global state; every call is thread-safe. Listener callbacks run
  *    under the store's write lock and must not call back into the same
- *    store (such calls fail with -EDEADLK). Revoke callbacks run with no
- *    lock of the store held and may call any function.
+ *    store (such calls fail with -EDEADLK), except gm_listener_unregister.
+ *    Revoke callbacks run with no lock of the store held and may call any
+ *    function.
  *  - Option structs start with a size field (sz), so they can grow.
  */
 #ifndef GMEM_GMEM_H
@@ -112,8 +113,16 @@ struct gm_store_opts {
  */
 int gm_store_create(const struct gm_store_opts *opts, struct gm_store **out);
 
-/* Destroy a store. All pins must have been released; listeners are dropped. */
-void gm_store_destroy(struct gm_store *store);
+/*
+ * Destroy a store: 0, and the store is freed. A store is destroyed only once
+ * nothing refers to it: -EBUSY, with nothing freed and the store still fully
+ * usable, while any pin is held (gm_unpin), any KVM memslot is bound
+ * (gm_kvm_memslot_unbind) or any listener is registered
+ * (gm_listener_unregister). -EDEADLK from a listener of the store. A NULL
+ * store: 0, as free(NULL). Not to be called while another thread still uses
+ * the store.
+ */
+int gm_store_destroy(struct gm_store *store);
 
 uint64_t gm_store_size(const struct gm_store *store);
 
@@ -223,12 +232,27 @@ struct gm_listener_ops {
 
 /*
  * Register a listener; listeners are called in registration order. Any
- * callback may be NULL. ops is copied.
+ * callback may be NULL. ops is copied. The handle belongs to the caller
+ * until gm_listener_unregister; the store cannot be destroyed before (see
+ * gm_store_destroy).
  */
 int gm_listener_register(struct gm_store *store,
 			 const struct gm_listener_ops *ops, void *opaque,
 			 struct gm_listener **out);
 
+/*
+ * Unregister a listener and free its handle. listener may be NULL. Once this
+ * returns, none of its callbacks is called again and its opaque is not
+ * touched, so the caller may free it at once.
+ *
+ * From another thread, it waits for a conversion that is running. From a
+ * callback of the same store (of this listener or of another one) it takes
+ * effect at once, for the conversion that is running too: an unregistered
+ * listener hears neither the commit nor the abort that follows its prepare,
+ * nor the changes of the conversion's later sub-ranges. The return value of
+ * the prepare that unregistered it still counts (a veto still vetoes). The
+ * handle is freed when that conversion ends.
+ */
 void gm_listener_unregister(struct gm_listener *listener);
 
 /* ---- pins ---- */

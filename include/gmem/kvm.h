@@ -59,9 +59,23 @@ int gm_caps_probe(struct gm_caps *caps);
  * host mapping, so the store keeps a separate read/write mapping of the
  * range for KVM alone (the memfd backing cannot hide private pages from
  * KVM; it hides them from the host view and the access calls).
+ *
+ * The store remembers each slot it bound, by (vm_fd, slot): binding a slot
+ * number this store already bound on the same vm_fd is -EEXIST (unbind it
+ * first), and gm_store_destroy refuses (-EBUSY) while any slot is bound.
  */
 int gm_kvm_memslot_bind(struct gm_store *store, int vm_fd, uint32_t slot,
 			uint64_t gpa, uint64_t off, uint64_t len);
+
+/*
+ * Delete memslot `slot` of vm_fd that gm_kvm_memslot_bind made (a
+ * KVM_SET_USER_MEMORY_REGION or ..._REGION2 of memory_size 0) and, with the
+ * memfd backing, unmap the store's mapping of it for KVM. -ENOENT if this
+ * store has not bound that slot on that vm_fd. Unbind before closing the VM
+ * fd: if KVM refuses the deletion (for example -EBADF), the slot stays bound
+ * and its mapping stays, since KVM may still use it.
+ */
+int gm_kvm_memslot_unbind(struct gm_store *store, int vm_fd, uint32_t slot);
 
 #ifdef __cplusplus
 }
