@@ -6,10 +6,10 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include <gmem/kvm-uapi.h>
 #include <gmem/kvm.h>
 
 #include "internal.h"
+#include "kvm-uapi.h"
 
 static int bind_guest_memfd(struct gm_store *store, int vm_fd, uint32_t slot,
 			    uint64_t gpa, uint64_t off, uint64_t len)
