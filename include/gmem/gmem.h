@@ -18,8 +18,9 @@
  *    store (such calls fail with -EDEADLK). Revoke callbacks run with no
  *    lock of the store held and may call any function.
  *  - Every struct passed to or filled by the library starts with a size
- *    field (sz) that the caller sets to sizeof(the struct), so structs
- *    can grow without breaking programs built against older headers
+ *    field (sz) that the caller sets to sizeof(the struct), the rest
+ *    zeroed (= { .sz = sizeof(x), ... }), so structs can grow without
+ *    breaking programs built against other versions of these headers
  *    (docs/api-stability.md). Structs the library reads: a smaller sz is
  *    accepted (the missing fields take their defaults), a larger one only
  *    if every byte past the library's own struct is zero (else -E2BIG).
