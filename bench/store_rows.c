@@ -90,7 +90,7 @@ void bench_vmas(void)
 	for (int pat = 0; pat < PAT_NR; pat++) {
 		struct pattern p;
 		struct gm_store *s;
-		struct gm_stats stats;
+		struct gm_stats stats = { .sz = sizeof(stats) };
 		uint64_t t0, touched, refused;
 		long vmas, total;
 		char id[64], what[128];
@@ -138,7 +138,7 @@ void bench_vmas(void)
 static void per_gib_row(const char *id, const char *what, struct gm_store *s,
 			uint64_t pins)
 {
-	struct gm_stats st;
+	struct gm_stats st = { .sz = sizeof(st) };
 	double gib = (double)gm_store_size(s) / GiB;
 	struct row r = { .id = id,
 			 .what = what,

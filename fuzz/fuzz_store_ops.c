@@ -3,7 +3,7 @@
  * fuzz_store_ops: sequences of store operations (convert, pin, unpin,
  * read, write, view open, hypervisor-visible ranges, writes through pins
  * and the view) on a small memfd store, with injected faults
- * (gm_store_opts.fault_inject), listener vetoes and revocable pins that
+ * (gm_test_set_fault_inject), listener vetoes and revocable pins that
  * may refuse to go, decoded from the input. After each step the store is
  * checked against a reference model:
  *  - every page's state and the extent count match the model;
@@ -29,6 +29,7 @@
 #include <gmem/gmem.h>
 
 #include "fuzz_common.h"
+#include "testing.h"
 
 #define PG 4096u
 #define MAXP 64
@@ -159,7 +160,7 @@ static void view_prot(uint8_t *rw)
 
 static void check_store(void)
 {
-	struct gm_stats stats;
+	struct gm_stats stats = { .sz = sizeof(stats) };
 	uint64_t extents = 1, pins = 0;
 	uint8_t rw[MAXP];
 	enum gm_attr a;
@@ -552,7 +553,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct reader r = { data, size, 0 };
 	struct gm_store_opts o = { .sz = sizeof(o) };
-	struct gm_listener_ops lops = { .prepare = l_prepare,
+	struct gm_listener_ops lops = { .sz = sizeof(lops),
+					.prepare = l_prepare,
 					.commit = l_commit,
 					.abort = l_abort };
 	struct gm_listener *l = NULL;
@@ -567,9 +569,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.flags = (cfg & 1 ? GM_STORE_INIT_SHARED : 0) |
 		  (cfg & 2 ? GM_STORE_VIEW_LAZY : 0);
 	o.view_budget = cfg & 4 ? 1 + rd(&r, 1) % 8 : 0;
-	o.fault_inject = inject;
 	ret = gm_store_create(&o, &z.st);
 	FZ_CHECK(!ret, "gm_store_create: %d", ret);
+	FZ_CHECK(!gm_test_set_fault_inject(z.st, inject, NULL),
+		 "gm_test_set_fault_inject");
 	memset(z.attr, cfg & 1 ? GM_ATTR_SHARED : GM_ATTR_PRIVATE, z.np);
 	z.listening = cfg & 8;
 	if (z.listening)

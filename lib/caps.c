@@ -15,10 +15,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <gmem/kvm-uapi.h>
 #include <gmem/kvm.h>
 
 #include "internal.h"
+#include "kvm-uapi.h"
+#include "opts.h"
 
 /* KVM_CHECK_EXTENSION; an error (old kernel, unknown cap) reads as 0. */
 static uint64_t check_ext(int fd, long cap)
@@ -215,13 +216,14 @@ static long probe_max_map_count(void)
 	return (long)v;
 }
 
-int gm_caps_probe(struct gm_caps *caps)
+int gm_caps_probe(struct gm_caps *out)
 {
+	struct gm_caps full = { 0 }, *caps = &full;
 	int saved_errno = errno;
+	int ret = gm_out_check(out, "gm_caps_probe: caps");
 
-	if (!caps)
-		return gm_error(-EINVAL, "gm_caps_probe: caps is NULL");
-	memset(caps, 0, sizeof(*caps));
+	if (ret)
+		return ret;
 
 	probe_kvm(caps);
 	probe_hugetlb(caps);
@@ -231,6 +233,7 @@ int gm_caps_probe(struct gm_caps *caps)
 		  caps->thp_shmem, sizeof(caps->thp_shmem));
 	caps->userfaultfd = probe_userfaultfd();
 	caps->max_map_count = probe_max_map_count();
+	gm_out_copy(out, caps, sizeof(*caps));
 
 	errno = saved_errno;
 	return 0;

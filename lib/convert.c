@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 
 #include "internal.h"
+#include "opts.h"
 
 #define DEFAULT_REVOKE_TIMEOUT_NS (100ull * 1000 * 1000)
 
@@ -40,6 +41,7 @@ struct conversion {
 static struct gm_range_change change_of(const struct conversion *c, size_t i)
 {
 	return (struct gm_range_change){
+		.sz = sizeof(struct gm_range_change),
 		.off = c->chg[i].start << GM_PAGE_SHIFT,
 		.len = (c->chg[i].end - c->chg[i].start) << GM_PAGE_SHIFT,
 		.from = c->from,
@@ -227,11 +229,8 @@ static int check_args(struct gm_store *store, uint64_t off, uint64_t len,
 	if (!ret && (flags & ~known))
 		ret = gm_error(-EINVAL, "gm_convert: unknown flags 0x%x",
 			       flags & ~known);
-	if (!ret && opts && opts->sz < sizeof(*opts))
-		ret = gm_error(-EINVAL,
-			       "gm_convert: opts->sz %zu is smaller than "
-			       "struct gm_convert_opts (%zu)",
-			       opts->sz, sizeof(*opts));
+	if (!ret && opts)
+		ret = GM_OPTS_CHECK(opts, "gm_convert: opts");
 	if (!ret)
 		ret = gm_check_reentry(store, "gm_convert");
 	return ret;
@@ -298,6 +297,16 @@ abort:
 	return ret;
 }
 
+/* The out fields of opts, those within opts->sz. */
+static void report(struct gm_convert_opts *opts, uint64_t error_offset,
+		   uint64_t pages_changed)
+{
+	if (GM_OPTS_HAS(opts, error_offset))
+		opts->error_offset = error_offset;
+	if (GM_OPTS_HAS(opts, pages_changed))
+		opts->pages_changed = pages_changed;
+}
+
 int gm_convert_ex(struct gm_store *store, uint64_t off, uint64_t len,
 		  enum gm_attr to, unsigned int flags,
 		  struct gm_convert_opts *opts)
@@ -313,14 +322,15 @@ int gm_convert_ex(struct gm_store *store, uint64_t off, uint64_t len,
 	if (ret) {
 		if (store)
 			gm_stat_add(&store->stats.failed_requests, 1);
-		if (opts && opts->sz >= sizeof(*opts))
-			opts->error_offset = off;
+		if (opts)
+			report(opts, off, 0);
 		return ret;
 	}
 	c.p0 = off >> GM_PAGE_SHIFT;
 	c.p1 = (off + len) >> GM_PAGE_SHIFT;
-	timeout = opts && opts->revoke_timeout_ns ? opts->revoke_timeout_ns :
-						    DEFAULT_REVOKE_TIMEOUT_NS;
+	timeout = opts ? GM_OPTS_GET(opts, revoke_timeout_ns, 0) : 0;
+	if (!timeout)
+		timeout = DEFAULT_REVOKE_TIMEOUT_NS;
 
 	if (to == GM_ATTR_PRIVATE && (flags & GM_CONVERT_REVOKE)) {
 		ret = gm_pins_revoke(store, c.p0, c.p1, timeout, &err_off);
@@ -353,10 +363,8 @@ int gm_convert_ex(struct gm_store *store, uint64_t off, uint64_t len,
 	}
 	if (c.chg != c.inline_chg)
 		free(c.chg);
-	if (opts) {
-		opts->error_offset = ret ? err_off : off;
-		opts->pages_changed = changed;
-	}
+	if (opts)
+		report(opts, ret ? err_off : off, changed);
 	return ret;
 }
 

@@ -48,6 +48,9 @@ const char *gm_strerror(int err)
 		return "the host view's mapping budget is exhausted";
 	case EOPNOTSUPP:
 		return "not supported by this kernel or backing";
+	case E2BIG:
+		return "a struct from a newer libgmem sets a field this one "
+		       "lacks";
 	default:
 		return strerror(-err);
 	}
@@ -133,16 +136,6 @@ int gm_read_lock(struct gm_store *store, const char *what)
 void gm_read_unlock(struct gm_store *store)
 {
 	pthread_rwlock_unlock(&store->lock);
-}
-
-int gm_fault(struct gm_store *store, enum gm_fault_site site)
-{
-	int ret;
-
-	if (!store->fault_inject)
-		return 0;
-	ret = store->fault_inject(store->fault_opaque, site);
-	return ret < 0 ? ret : 0;
 }
 
 uint64_t gm_now_ns(void)

@@ -11,6 +11,7 @@
 #include <gmem/gmem.h>
 
 #include "extent_map.h"
+#include "testing.h"
 
 /* Values of the host view's extent map. */
 enum { VIEW_CLOSED = 0, VIEW_OPEN = 1 };
@@ -61,7 +62,7 @@ struct gm_store {
 	int own_kvm_fd; /* /dev/kvm opened for it, or -1 */
 	unsigned int flags;
 	uint32_t view_budget;
-	int (*fault_inject)(void *opaque, enum gm_fault_site site);
+	gm_fault_fn fault_inject; /* testing.h */
 	void *fault_opaque;
 
 	/*
@@ -120,7 +121,10 @@ int gm_check_reentry(struct gm_store *store, const char *what);
 int gm_read_lock(struct gm_store *store, const char *what);
 void gm_read_unlock(struct gm_store *store);
 
-/* Call the store's fault-injection hook for site; 0 or a negative errno. */
+/*
+ * testing.c: call the store's fault-injection hook for site; 0 or a
+ * negative errno.
+ */
 int gm_fault(struct gm_store *store, enum gm_fault_site site);
 
 static inline void gm_stat_add(uint64_t *counter, uint64_t n)

@@ -11,10 +11,10 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include <gmem/kvm-uapi.h>
 #include <gmem/kvm.h>
 
 #include "internal.h"
+#include "kvm-uapi.h"
 
 static struct gm_kvm_slot **find_slot(struct gm_store *store, int vm_fd,
 				      uint32_t slot)

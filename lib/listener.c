@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "opts.h"
 
 int gm_listener_register(struct gm_store *store,
 			 const struct gm_listener_ops *ops, void *opaque,
@@ -23,9 +24,10 @@ int gm_listener_register(struct gm_store *store,
 	int ret;
 
 	ret = gm_check_store(store, "gm_listener_register");
-	if (!ret && (!ops || !out))
-		ret = gm_error(-EINVAL, "gm_listener_register: %s is NULL",
-			       ops ? "out" : "ops");
+	if (!ret)
+		ret = GM_OPTS_CHECK(ops, "gm_listener_register: ops");
+	if (!ret && !out)
+		ret = gm_error(-EINVAL, "gm_listener_register: out is NULL");
 	if (!ret)
 		ret = gm_check_reentry(store, "gm_listener_register");
 	if (ret)
@@ -34,7 +36,7 @@ int gm_listener_register(struct gm_store *store,
 	if (!l)
 		return gm_error(-ENOMEM, "gm_listener_register: allocation");
 	l->store = store;
-	l->ops = *ops;
+	gm_opts_copy(&l->ops, ops, sizeof(l->ops)); /* calloc: the rest NULL */
 	l->opaque = opaque;
 	pthread_rwlock_wrlock(&store->lock);
 	for (tail = &store->listeners; *tail; tail = &(*tail)->next)

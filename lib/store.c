@@ -9,9 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <gmem/kvm-uapi.h>
-
 #include "internal.h"
+#include "kvm-uapi.h"
+#include "opts.h"
 
 /* 1 TiB of pages and a little more: what the extent map takes. */
 #define GM_MAX_SIZE (1ULL << (40 + GM_PAGE_SHIFT))
@@ -70,7 +70,7 @@ static int create_guest_memfd(struct gm_store *store, int vm_fd)
 	};
 	int ret;
 
-	if (vm_fd <= 0) {
+	if (vm_fd < 0) {
 		vm_fd = open_own_vm(store);
 		if (vm_fd < 0)
 			return vm_fd;
@@ -139,17 +139,16 @@ static int open_backing(struct gm_store *store, const struct gm_store_opts *o)
 			(int)o->backing);
 }
 
-static int check_opts(const struct gm_store_opts *o)
+/* The caller's options, sized (opts.h), into *o with the defaults. */
+static int read_opts(const struct gm_store_opts *user, struct gm_store_opts *o)
 {
 	const unsigned int known = GM_STORE_INIT_SHARED | GM_STORE_VIEW_LAZY;
+	int ret = GM_OPTS_CHECK(user, "gm_store_create: opts");
 
-	if (!o)
-		return gm_error(-EINVAL, "gm_store_create: opts is NULL");
-	if (o->sz < sizeof(*o))
-		return gm_error(-EINVAL,
-				"gm_store_create: opts->sz %zu is smaller "
-				"than struct gm_store_opts (%zu)",
-				o->sz, sizeof(*o));
+	if (ret)
+		return ret;
+	*o = (struct gm_store_opts){ .vm_fd = -1 };
+	gm_opts_copy(o, user, sizeof(*o));
 	if (o->size == 0 || o->size & (GM_PAGE_SIZE - 1))
 		return gm_error(-EINVAL,
 				"gm_store_create: size %llu is not a non-zero "
@@ -185,13 +184,14 @@ static void store_free(struct gm_store *store)
 	free(store);
 }
 
-int gm_store_create(const struct gm_store_opts *o, struct gm_store **out)
+int gm_store_create(const struct gm_store_opts *opts, struct gm_store **out)
 {
+	struct gm_store_opts optbuf, *o = &optbuf;
 	struct gm_store *store;
 	uint8_t init;
 	int ret;
 
-	ret = check_opts(o);
+	ret = read_opts(opts, o);
 	if (ret)
 		return ret;
 	if (!out)
@@ -205,8 +205,6 @@ int gm_store_create(const struct gm_store_opts *o, struct gm_store **out)
 	store->flags = o->flags;
 	store->view_budget =
 		o->view_budget ? o->view_budget : GM_VIEW_BUDGET_DEFAULT;
-	store->fault_inject = o->fault_inject;
-	store->fault_opaque = o->fault_opaque;
 	store->fd = store->own_vm_fd = store->own_kvm_fd = -1;
 	store->view = MAP_FAILED;
 
@@ -306,6 +304,11 @@ enum gm_backing gm_store_backing(const struct gm_store *store)
 	return store ? store->backing : GM_BACKING_AUTO;
 }
 
+size_t gm_store_page_size(const struct gm_store *store)
+{
+	return store ? GM_PAGE_SIZE : 0;
+}
+
 uint64_t gm_attr_find_not(struct gm_store *store, uint64_t start, uint64_t end,
 			  uint8_t attr)
 {
@@ -363,23 +366,24 @@ int gm_range_is(struct gm_store *store, uint64_t off, uint64_t len,
 
 int gm_extent_at(struct gm_store *store, uint64_t off, struct gm_extent *ext)
 {
+	struct gm_extent full = { 0 };
 	uint64_t s, e;
 	uint8_t v;
 	int ret;
 
 	ret = gm_check_bytes(store, off, 1, "gm_extent_at");
-	if (ret)
-		return ret;
-	if (!ext)
-		return gm_error(-EINVAL, "gm_extent_at: ext is NULL");
-	ret = gm_read_lock(store, "gm_extent_at");
+	if (!ret)
+		ret = gm_out_check(ext, "gm_extent_at: ext");
+	if (!ret)
+		ret = gm_read_lock(store, "gm_extent_at");
 	if (ret)
 		return ret;
 	emap_extent(store->attrs, off >> GM_PAGE_SHIFT, &s, &e, &v);
 	gm_read_unlock(store);
-	ext->off = s << GM_PAGE_SHIFT;
-	ext->len = (e - s) << GM_PAGE_SHIFT;
-	ext->attr = v;
+	full.off = s << GM_PAGE_SHIFT;
+	full.len = (e - s) << GM_PAGE_SHIFT;
+	full.attr = v;
+	gm_out_copy(ext, &full, sizeof(full));
 	return 0;
 }
 

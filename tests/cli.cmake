@@ -16,7 +16,7 @@ endif()
 
 # cmake --install and a program built against it with pkg-config.
 add_test(NAME install COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_install.sh ${PROJECT_BINARY_DIR})
-# A sanitizer build installs an instrumented libgmem.a: the program needs the
+# A sanitizer build installs an instrumented libgmem.so: the program needs the
 # sanitizer's runtime too.
 set_tests_properties(install PROPERTIES LABELS cli
   ENVIRONMENT "GMEM_TEST_LDFLAGS=${GMEM_SANITIZE_LINK}")

@@ -3,7 +3,7 @@
 gm_add_test(test_store SOURCES test_store.c test_util.c BACKINGS LABELS store)
 gm_add_test(test_convert SOURCES test_convert.c test_util.c BACKINGS LABELS store)
 gm_add_test(test_pin SOURCES test_pin.c test_util.c BACKINGS LABELS store)
-gm_add_test(test_rollback SOURCES test_rollback.c test_util.c BACKINGS LABELS store)
+gm_add_test(test_rollback SOURCES test_rollback.c test_util.c BACKINGS INTERNAL LABELS store)
 gm_add_test(test_view SOURCES test_view.c test_util.c BACKINGS LABELS store)
 gm_add_test(test_access SOURCES test_access.c test_util.c BACKINGS LABELS store)
 gm_add_test(test_stress SOURCES test_stress.c test_util.c BACKINGS LABELS store)

@@ -280,9 +280,9 @@ static void test_bad_args(void **state)
 		assert_int_equal(st1.failed_requests, st0.failed_requests + 2);
 		expect_snap(s, &before);
 	}
-	/* opts->sz too small */
+	/* opts->sz not covering sz itself (other sizes: test_abi.c) */
 	memset(&co, 0, sizeof(co));
-	co.sz = sizeof(co) - 8;
+	co.sz = sizeof(co.sz) - 1;
 	assert_int_equal(gm_convert_ex(s, 0, PG, GM_ATTR_PRIVATE, 0, &co),
 			 -EINVAL);
 	co.sz = 0;
@@ -359,8 +359,8 @@ static void probe_reentry(struct lstate *st)
 	uint8_t b[4];
 	enum gm_attr a;
 	struct gm_pin *pin = NULL;
-	struct gm_extent ext;
-	struct gm_stats stats;
+	struct gm_extent ext = { .sz = sizeof(ext) };
+	struct gm_stats stats = { .sz = sizeof(stats) };
 	int r[8];
 
 	if (!st->probe)
@@ -434,6 +434,7 @@ static void l_abort(void *opaque, const struct gm_range_change *ch)
 }
 
 static const struct gm_listener_ops lops = {
+	.sz = sizeof(struct gm_listener_ops),
 	.prepare = l_prepare,
 	.commit = l_commit,
 	.abort = l_abort,
@@ -721,8 +722,9 @@ static int count_prepare(void *opaque, const struct gm_range_change *ch)
 static void test_listener_register(void **state)
 {
 	struct gm_store *s = tu_store(4 * PG, 0);
-	struct gm_listener_ops ops = { .prepare = count_prepare };
-	struct gm_listener_ops none = { 0 };
+	struct gm_listener_ops ops = { .sz = sizeof(ops),
+				       .prepare = count_prepare };
+	struct gm_listener_ops none = { .sz = sizeof(none) };
 	struct gm_listener *l, *l2;
 
 	assert_true(gm_listener_register(s, NULL, NULL, &l) < 0);

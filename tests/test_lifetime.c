@@ -84,6 +84,7 @@ static void tl_abort(void *opaque, const struct gm_range_change *ch)
 }
 
 static const struct gm_listener_ops tl_ops = {
+	.sz = sizeof(struct gm_listener_ops),
 	.prepare = tl_prepare,
 	.commit = tl_commit,
 	.abort = tl_abort,
@@ -417,7 +418,8 @@ static void test_destroy_listeners(void **state)
 static void test_destroy_reentry(void **state)
 {
 	struct gm_store *s = tu_store(NPAGES * PG, 0);
-	const struct gm_listener_ops ops = { .prepare = reenter };
+	const struct gm_listener_ops ops = { .sz = sizeof(ops),
+					     .prepare = reenter };
 	struct reentry r = { .s = s };
 	struct gm_listener *l;
 

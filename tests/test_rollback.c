@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "test_util.h"
+#include "testing.h"
 
 #define NPAGES 48
 
@@ -116,6 +117,7 @@ static void lc_abort(void *o, const struct gm_range_change *ch)
 }
 
 static const struct gm_listener_ops lc_ops = {
+	.sz = sizeof(struct gm_listener_ops),
 	.prepare = lc_prepare,
 	.commit = lc_commit,
 	.abort = lc_abort,
@@ -214,9 +216,8 @@ static void fix_init(struct fix *f, unsigned int flags, uint64_t seed)
 
 	memset(f, 0, sizeof(*f));
 	tu_opts(&o, NPAGES * PG, flags);
-	o.fault_inject = inject;
-	o.fault_opaque = &f->in;
 	f->s = tu_store_with(&o);
+	assert_int_equal(gm_test_set_fault_inject(f->s, inject, &f->in), 0);
 	f->raw = tu_raw_map(f->s);
 	f->rng = seed;
 	for (int i = 0; i < 2; i++)
@@ -548,9 +549,8 @@ static void test_rollback_budget(void **state)
 	memset(f, 0, sizeof(*f));
 	tu_opts(&o, NPAGES * PG, 0);
 	o.view_budget = 6;
-	o.fault_inject = inject;
-	o.fault_opaque = &f->in;
 	f->s = tu_store_with(&o);
+	assert_int_equal(gm_test_set_fault_inject(f->s, inject, &f->in), 0);
 	f->raw = tu_raw_map(f->s);
 	f->rng = tu_seed("rollback budget", 0xfa110006);
 	for (int i = 0; i < 2; i++)

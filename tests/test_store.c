@@ -61,23 +61,66 @@ static void test_create_destroy(void **state)
 	gm_store_destroy(b);
 }
 
+/*
+ * vm_fd 0 is fd 0: only vm_fd < 0 means "make your own VM". With /dev/null
+ * at fd 0 the store cannot be made; with a VM there, it is made on it.
+ */
+static void vm_fd_zero(void)
+{
+	struct gm_store_opts o;
+	struct gm_store *s;
+	int kvm, vm, null, saved_stdin;
+
+	saved_stdin = dup(0);
+	assert_true(saved_stdin >= 0);
+	tu_opts(&o, 4 * PG, 0);
+	o.vm_fd = 0;
+
+	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(null >= 0);
+	assert_int_equal(dup2(null, 0), 0);
+	expect_error(gm_store_create(&o, &s), -EOPNOTSUPP);
+	close(null);
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	assert_true(kvm >= 0);
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	assert_true(vm >= 0);
+	assert_int_equal(dup2(vm, 0), 0);
+	s = tu_store_with(&o);
+	assert_int_equal(gm_store_backing(s), GM_BACKING_GUEST_MEMFD);
+	gm_store_destroy(s);
+
+	assert_int_equal(dup2(saved_stdin, 0), 0);
+	close(saved_stdin);
+	close(vm);
+	close(kvm);
+}
+
 static void test_vm_fd(void **state)
 {
 	struct gm_store_opts o;
 	struct gm_store *s;
 	int kvm, vm;
 
-	/* 0 and -1 both mean "make your own VM". */
 	tu_opts(&o, 4 * PG, 0);
-	o.vm_fd = 0;
+	o.vm_fd = -1;
 	s = tu_store_with(&o);
 	gm_store_destroy(s);
-	o.vm_fd = -1;
+	/* Options that end before vm_fd: -1, whatever the bytes after. */
+	o.vm_fd = 1000;
+	o.sz = offsetof(struct gm_store_opts, vm_fd);
 	s = tu_store_with(&o);
 	gm_store_destroy(s);
 
 	if (tu_backing != GM_BACKING_GUEST_MEMFD)
 		return;
+	vm_fd_zero();
+	/* vm_fd 1000 is no VM: the library does not make one of its own. */
+	tu_opts(&o, 4 * PG, 0);
+	o.vm_fd = 1000;
+	assert_true(gm_store_create(&o, &s) < 0);
+
 	/* A VM of the caller's own. */
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	assert_true(kvm >= 0);
@@ -140,12 +183,14 @@ static void test_bad_opts(void **state)
 	expect_error(gm_store_create(NULL, &s), -EINVAL);
 	assert_null(s);
 
+	/* sz must cover sz itself (other sizes: test_abi.c). */
 	tu_opts(&o, PG, 0);
 	o.sz = 0;
 	expect_error(gm_store_create(&o, &s), -EINVAL);
-	o.sz = sizeof(o) - 1;
+	o.sz = sizeof(o.sz) - 1;
 	expect_error(gm_store_create(&o, &s), -EINVAL);
-	o.sz = offsetof(struct gm_store_opts, flags);
+	/* Options that end before size: size 0. */
+	o.sz = sizeof(o.sz);
 	expect_error(gm_store_create(&o, &s), -EINVAL);
 	assert_null(s);
 
@@ -164,7 +209,7 @@ static void test_init_private(void **state)
 {
 	const uint64_t n = 64;
 	struct gm_store *s = tu_store(n * PG, 0);
-	struct gm_extent ext;
+	struct gm_extent ext = { .sz = sizeof(ext) };
 	struct gm_stats st;
 	enum gm_attr a;
 	uint8_t buf[16];
@@ -199,7 +244,7 @@ static void test_init_shared(void **state)
 	const uint64_t n = 64;
 	struct gm_store *s = tu_store(n * PG, GM_STORE_INIT_SHARED);
 	struct gm_stats st;
-	struct gm_extent ext;
+	struct gm_extent ext = { .sz = sizeof(ext) };
 	uint8_t buf[3 * 4096];
 	enum gm_attr a;
 
@@ -381,7 +426,7 @@ static void test_extents(void **state)
 	uint64_t rng = tu_seed("test_extents", 0x5eed0001);
 	struct gm_store *s = tu_store(n * PG, 0);
 	uint8_t ref[97], got[97];
-	struct gm_extent ext, e2;
+	struct gm_extent ext = { .sz = sizeof(ext) }, e2 = { .sz = sizeof(e2) };
 
 	memset(ref, GM_ATTR_PRIVATE, n);
 	for (int round = 0; round < 20; round++) {

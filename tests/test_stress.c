@@ -495,6 +495,7 @@ static void l_abort(void *opaque, const struct gm_range_change *ch)
 }
 
 static const struct gm_listener_ops l_ops = {
+	.sz = sizeof(struct gm_listener_ops),
 	.prepare = l_prepare,
 	.commit = l_commit,
 	.abort = l_abort,

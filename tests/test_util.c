@@ -211,7 +211,7 @@ long tu_maps_count(void)
 void tu_attrs(struct gm_store *s, uint8_t *out)
 {
 	uint64_t size = gm_store_size(s), off = 0, n = 0;
-	struct gm_extent ext, prev = { 0 };
+	struct gm_extent ext = { .sz = sizeof(ext) }, prev = { 0 };
 
 	while (off < size) {
 		assert_int_equal(gm_extent_at(s, off, &ext), 0);
@@ -264,6 +264,7 @@ void tu_expect_attrs(struct gm_store *s, const uint8_t *want, uint64_t npages)
 void tu_stats(struct gm_store *s, struct gm_stats *st)
 {
 	memset(st, 0, sizeof(*st));
+	st->sz = sizeof(*st);
 	assert_int_equal(gm_store_stats(s, st), 0);
 }
 

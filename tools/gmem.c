@@ -19,8 +19,9 @@
 #include <string.h>
 
 #include <gmem/gmem.h>
-#include <gmem/kvm-uapi.h>
 #include <gmem/kvm.h>
+
+#include "kvm-uapi.h"
 
 enum { EXIT_USAGE = 2 };
 
@@ -292,7 +293,7 @@ static int cmd_caps(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct gm_caps caps;
+	struct gm_caps caps = { .sz = sizeof(caps) };
 	bool json = false;
 	int c, ret;
 
@@ -413,7 +414,7 @@ static int list_extents(struct walk *w)
 
 	printf("   %" PRIu64 " extent(s):\n", total);
 	while (off < w->size) {
-		struct gm_extent ext;
+		struct gm_extent ext = { .sz = sizeof(ext) };
 		int ret = gm_extent_at(w->store, off, &ext);
 
 		if (ret)

@@ -208,6 +208,7 @@ int main(int argc, char **argv)
 							     "in place",
 		       opts.nr_vcpus, opts.nr_vcpus > 1 ? "s" : "");
 	fflush(stdout);
+	vm.base.sz = sizeof(vm.base);
 	gm_store_stats(vm.store, &vm.base);
 	vm.start_ns = now_ns();
 	for (unsigned int i = 0; i < opts.nr_vcpus; i++) {

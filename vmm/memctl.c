@@ -72,7 +72,7 @@ static int32_t memctl_convert(struct vm *vm, const struct io_args *a)
 static int32_t memctl_request(struct vm *vm, struct vcpu *vcpu,
 			      const struct io_args *a)
 {
-	struct gm_stats s;
+	struct gm_stats s = { .sz = sizeof(s) };
 	enum gm_attr attr;
 	int32_t st;
 

@@ -22,6 +22,7 @@ struct summary {
 static void summarize(struct vm *vm, struct summary *s)
 {
 	memset(s, 0, sizeof(*s));
+	s->now.sz = sizeof(s->now);
 	gm_store_stats(vm->store, &s->now);
 	s->d = s->now;
 #define DELTA(f) s->d.f = s->now.f - vm->base.f

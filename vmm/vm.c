@@ -22,9 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <gmem/kvm-uapi.h>
 #include <gmem/kvm.h>
 
+#include "kvm-uapi.h"
 #include "vmm.h"
 
 uint64_t now_ns(void)
@@ -82,6 +82,7 @@ static int choose_backing(struct vm *vm)
 	bool gmemfd;
 
 	memset(&caps, 0, sizeof(caps));
+	caps.sz = sizeof(caps);
 	if (gm_caps_probe(&caps))
 		memset(&caps, 0, sizeof(caps));
 	gmemfd = caps.guest_memfd && (caps.guest_memfd_flags & need) == need;

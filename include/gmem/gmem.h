@@ -18,7 +18,17 @@
  *    store (such calls fail with -EDEADLK), except gm_listener_unregister.
  *    Revoke callbacks run with no lock of the store held and may call any
  *    function.
- *  - Option structs start with a size field (sz), so they can grow.
+ *  - Every struct passed to or filled by the library starts with a size
+ *    field (sz) that the caller sets to sizeof(the struct), the rest
+ *    zeroed (= { .sz = sizeof(x), ... }), so structs can grow without
+ *    breaking programs built against other versions of these headers
+ *    (docs/api-stability.md). Structs the library reads: a smaller sz is
+ *    accepted (the missing fields take their defaults), a larger one only
+ *    if every byte past the library's own struct is zero (else -E2BIG).
+ *    Structs the library fills: it writes min(sz, its own size) bytes and
+ *    sets sz to that count, so a caller learns which fields were filled.
+ *  - Only gm_* symbols are exported; the shared library's version is
+ *    GMEM_VERSION (compile time) and gm_version() (run time).
  */
 #ifndef GMEM_GMEM_H
 #define GMEM_GMEM_H
@@ -27,9 +37,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <gmem/version.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#pragma GCC visibility push(default)
 
 #define GM_PAGE_SIZE 4096ULL
 #define GM_PAGE_SHIFT 12
@@ -66,23 +80,15 @@ enum {
 	GM_STORE_VIEW_LAZY = 1u << 1,
 };
 
-/* The fallible steps of a conversion, for fault injection in tests. */
-enum gm_fault_site {
-	GM_FAULT_ALLOC = 1, /* allocation of tracking memory */
-	GM_FAULT_VIEW_CLOSE, /* mprotect(PROT_NONE) of the host view */
-	GM_FAULT_VIEW_OPEN, /* mprotect(READ|WRITE) of the host view */
-	GM_FAULT_PUNCH, /* fallocate(PUNCH_HOLE) of a destructive conversion */
-	GM_FAULT_ZERO_WINDOW, /* mapping of the zeroing window, destructive */
-	GM_FAULT_NR,
-};
-
 struct gm_store_opts {
 	size_t sz; /* sizeof(struct gm_store_opts) */
 	uint64_t size; /* bytes, > 0, multiple of GM_PAGE_SIZE */
 	enum gm_backing backing;
 	/*
-	 * KVM VM fd on which to create the guest_memfd. <= 0: the store opens
-	 * /dev/kvm and creates a VM of its own to hold the guest_memfd.
+	 * KVM VM fd on which to create the guest_memfd. < 0: the store opens
+	 * /dev/kvm and creates a VM of its own to hold the guest_memfd. 0 is
+	 * fd 0, so set -1 for "own VM"; an sz that ends before this field
+	 * means -1.
 	 */
 	int vm_fd;
 	unsigned int flags; /* GM_STORE_* */
@@ -95,19 +101,14 @@ struct gm_store_opts {
 	 * open, so each may cost up to two extents beyond the budget.
 	 */
 	uint32_t view_budget;
-	/*
-	 * Testing: called before each fallible step of a conversion; a
-	 * negative return makes that step fail with that errno.
-	 */
-	int (*fault_inject)(void *opaque, enum gm_fault_site site);
-	void *fault_opaque;
 };
 
 #define GM_VIEW_BUDGET_DEFAULT 16384u
 
 /*
  * Create a store. Returns 0 and *out, or -EINVAL (bad size or options),
- * -EOPNOTSUPP (backing not available), -ENOMEM, or the errno of a failing
+ * -E2BIG (opts->sz larger than this library's struct with a non-zero byte
+ * past it), -EOPNOTSUPP (backing not available), -ENOMEM, or the errno of a failing
  * syscall. The store's memory is sparse: nothing is allocated until used, so
  * a 1 TiB store costs nothing up front.
  */
@@ -134,6 +135,12 @@ enum gm_backing gm_store_backing(const struct gm_store *store);
 
 const char *gm_backing_name(enum gm_backing backing);
 
+/*
+ * The size of the store's pages: the granule of states, conversions and
+ * pins (GM_PAGE_SIZE today; huge backings may use more). 0 for NULL.
+ */
+size_t gm_store_page_size(const struct gm_store *store);
+
 /* ---- attributes ---- */
 
 /* The state of the page holding byte off (any offset < size). */
@@ -147,14 +154,16 @@ int gm_range_is(struct gm_store *store, uint64_t off, uint64_t len,
 		enum gm_attr attr);
 
 struct gm_extent {
+	size_t sz; /* in: sizeof(struct gm_extent); out: bytes filled */
 	uint64_t off;
 	uint64_t len;
 	enum gm_attr attr;
 };
 
 /*
- * The maximal run of equal state that holds byte off. Iterate with
- * off = ext.off + ext.len until off == gm_store_size(). -ERANGE past the end.
+ * The maximal run of equal state that holds byte off (set ext->sz first).
+ * Iterate with off = ext.off + ext.len until off == gm_store_size().
+ * -ERANGE past the end.
  */
 int gm_extent_at(struct gm_store *store, uint64_t off, struct gm_extent *ext);
 
@@ -200,20 +209,28 @@ struct gm_convert_opts {
 	size_t sz; /* sizeof(struct gm_convert_opts) */
 	/* GM_CONVERT_REVOKE: how long to wait for pins to go; 0: 100 ms */
 	uint64_t revoke_timeout_ns;
-	/* out: on failure, the first offset that caused it (else off) */
+	/*
+	 * out: on failure, the first offset that caused it (else off). Out
+	 * fields that end past sz are not written.
+	 */
 	uint64_t error_offset;
 	/* out: pages whose state changed */
 	uint64_t pages_changed;
 };
 
-/* gm_convert with options and results; opts may be NULL. */
+/*
+ * gm_convert with options and results; opts may be NULL. -E2BIG if opts->sz
+ * is larger than this library's struct with a non-zero byte past it.
+ */
 int gm_convert_ex(struct gm_store *store, uint64_t off, uint64_t len,
 		  enum gm_attr to, unsigned int flags,
 		  struct gm_convert_opts *opts);
 
 /* ---- listeners ---- */
 
+/* A callback may read a field only if it lies within sz. */
 struct gm_range_change {
+	size_t sz; /* the bytes of this struct the library filled */
 	uint64_t off;
 	uint64_t len;
 	enum gm_attr from;
@@ -222,6 +239,7 @@ struct gm_range_change {
 };
 
 struct gm_listener_ops {
+	size_t sz; /* sizeof(struct gm_listener_ops) */
 	/* Before the change; a negative errno vetoes the whole conversion. */
 	int (*prepare)(void *opaque, const struct gm_range_change *change);
 	/* After the change took effect. */
@@ -232,9 +250,9 @@ struct gm_listener_ops {
 
 /*
  * Register a listener; listeners are called in registration order. Any
- * callback may be NULL. ops is copied. The handle belongs to the caller
- * until gm_listener_unregister; the store cannot be destroyed before (see
- * gm_store_destroy).
+ * callback may be NULL, as is any that ops->sz does not cover. ops is
+ * copied. The handle belongs to the caller until gm_listener_unregister;
+ * the store cannot be destroyed before (see gm_store_destroy).
  */
 int gm_listener_register(struct gm_store *store,
 			 const struct gm_listener_ops *ops, void *opaque,
@@ -341,6 +359,7 @@ int gm_hv_visible_overlaps(struct gm_store *store, uint64_t off, uint64_t len);
 /* ---- stats ---- */
 
 struct gm_stats {
+	size_t sz; /* in: sizeof(struct gm_stats); out: bytes filled */
 	uint64_t to_private_requests;
 	uint64_t to_shared_requests;
 	uint64_t destructive_requests; /* of the above, destructive */
@@ -364,6 +383,7 @@ struct gm_stats {
 	uint64_t shared_pages; /* current */
 };
 
+/* Fill *stats (set stats->sz first). */
 int gm_store_stats(struct gm_store *store, struct gm_stats *stats);
 
 /* ---- errors ---- */
@@ -376,6 +396,14 @@ const char *gm_last_error(void);
 
 /* strerror-like text for a return value of this API. */
 const char *gm_strerror(int err);
+
+/* ---- version ---- */
+
+/* The running library's GMEM_VERSION and GMEM_VERSION_STRING. */
+uint32_t gm_version(void);
+const char *gm_version_string(void);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

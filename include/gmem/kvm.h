@@ -16,6 +16,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 struct gm_hugetlb_size {
 	uint64_t size; /* bytes */
 	uint64_t nr; /* reserved pages (nr_hugepages) */
@@ -25,6 +27,7 @@ struct gm_hugetlb_size {
 #define GM_CAPS_MAX_HUGETLB 4
 
 struct gm_caps {
+	size_t sz; /* in: sizeof(struct gm_caps); out: bytes filled */
 	bool kvm; /* /dev/kvm opened */
 	int kvm_api_version;
 	bool guest_memfd; /* KVM_CAP_GUEST_MEMFD */
@@ -44,7 +47,8 @@ struct gm_caps {
 
 /*
  * Probe what this machine offers. Never fails for a missing feature (it is
- * reported as absent); -EINVAL for a NULL caps.
+ * reported as absent); -EINVAL for a NULL caps or a caps->sz smaller than
+ * the sz field. Set caps->sz first.
  */
 int gm_caps_probe(struct gm_caps *caps);
 
@@ -76,6 +80,8 @@ int gm_kvm_memslot_bind(struct gm_store *store, int vm_fd, uint32_t slot,
  * and its mapping stays, since KVM may still use it.
  */
 int gm_kvm_memslot_unbind(struct gm_store *store, int vm_fd, uint32_t slot);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -3,6 +3,8 @@
  * KVM uAPI newer than the system's <linux/kvm.h> (Debian 12 ships Linux 6.1
  * headers). Numbers and layouts from the kernel's
  * Documentation/virt/kvm/api.rst (Linux 6.18); only what gmem uses.
+ * Private to the project, not installed: lib/, vmm/ and tools/ get it
+ * through CMake's gmem_kvm_uapi target.
  */
 #ifndef GMEM_KVM_UAPI_H
 #define GMEM_KVM_UAPI_H
