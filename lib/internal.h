@@ -132,7 +132,7 @@ static inline void gm_stat_add(uint64_t *counter, uint64_t n)
 	__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
 }
 
-/* First page of [start, end) whose attribute is not attr, or end. */
+/* attr.c: first page of [start, end) whose attribute is not attr, or end. */
 uint64_t gm_attr_find_not(struct gm_store *store, uint64_t start, uint64_t end,
 			  uint8_t attr);
 
