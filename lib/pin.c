@@ -166,18 +166,12 @@ int gm_pin_revocable(struct gm_store *store, uint64_t off, uint64_t len,
 			       (unsigned long long)(bad << GM_PAGE_SHIFT));
 		goto out;
 	}
-	/* A cheap look first, so that a refused pin maps nothing. */
-	pthread_mutex_lock(&store->pin_lock);
-	ret = pin_conflict(store, start, end, flags, &where);
-	pthread_mutex_unlock(&store->pin_lock);
-	if (ret)
-		goto busy;
 	ret = pin_build(store, off, len, flags, revoke, opaque, &pin);
 	if (ret)
 		goto out;
 
 	/*
-	 * The check that counts and the link, in one hold of pin_lock. From
+	 * The conflict check and the link, in one hold of pin_lock. From
 	 * the link on, a revoker may call the callback (with *out set) and the
 	 * holder may unpin; the creator's reference keeps the pin until here.
 	 */
@@ -191,12 +185,11 @@ int gm_pin_revocable(struct gm_store *store, uint64_t off, uint64_t len,
 	if (!ret)
 		gm_stat_add(&store->stats.pins, 1);
 	put(pin);
-	if (!ret)
-		goto out;
-busy:
-	ret = gm_error(ret, "gm_pin: page at 0x%llx is pinned %s",
-		       (unsigned long long)where,
-		       (flags & GM_PIN_EXCLUSIVE) ? "already" : "exclusively");
+	if (ret)
+		ret = gm_error(ret, "gm_pin: page at 0x%llx is pinned %s",
+			       (unsigned long long)where,
+			       (flags & GM_PIN_EXCLUSIVE) ? "already" :
+							    "exclusively");
 out:
 	gm_read_unlock(store);
 	return ret;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * The interval tree of pins (pin_tree.h): an AVL tree, recursive (its
- * height is below 1.45 log2(n), 45 levels for 2^31 pins), with two
- * subtree maxima that let a query skip every subtree ending before it.
+ * The interval tree of pins (pin_tree.h): an AVL tree with parent links
+ * (a removal needs no search, and rebalancing stops where nothing changed)
+ * and two subtree maxima that let a query skip every subtree ending before
+ * it.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -50,30 +51,56 @@ static bool before(const struct pin_node *a, const struct pin_node *b)
 	return (uintptr_t)a < (uintptr_t)b;
 }
 
-static struct pin_node *rotate_right(struct pin_node *n)
+/* Put new where old was under parent (NULL: the root). */
+static void replace_child(struct pin_tree *t, struct pin_node *parent,
+			  struct pin_node *old, struct pin_node *new)
+{
+	if (!parent)
+		t->root = new;
+	else if (parent->left == old)
+		parent->left = new;
+	else
+		parent->right = new;
+	if (new)
+		new->parent = parent;
+}
+
+static struct pin_node *rotate_right(struct pin_tree *t, struct pin_node *n)
 {
 	struct pin_node *l = n->left;
 
 	n->left = l->right;
+	if (l->right)
+		l->right->parent = n;
+	replace_child(t, n->parent, n, l);
 	l->right = n;
+	n->parent = l;
 	update(n);
 	update(l);
 	return l;
 }
 
-static struct pin_node *rotate_left(struct pin_node *n)
+static struct pin_node *rotate_left(struct pin_tree *t, struct pin_node *n)
 {
 	struct pin_node *r = n->right;
 
 	n->right = r->left;
+	if (r->left)
+		r->left->parent = n;
+	replace_child(t, n->parent, n, r);
 	r->left = n;
+	n->parent = r;
 	update(n);
 	update(r);
 	return r;
 }
 
-/* Restore the AVL balance at n (children balanced, heights off by <= 2). */
-static struct pin_node *balance(struct pin_node *n)
+/*
+ * Recompute n from its children and restore the AVL balance there (the
+ * children balanced, their heights off by <= 2). Returns the subtree's
+ * new root.
+ */
+static struct pin_node *rebalance(struct pin_tree *t, struct pin_node *n)
 {
 	int bf;
 
@@ -81,71 +108,95 @@ static struct pin_node *balance(struct pin_node *n)
 	bf = height(n->left) - height(n->right);
 	if (bf > 1) {
 		if (height(n->left->left) < height(n->left->right))
-			n->left = rotate_left(n->left);
-		return rotate_right(n);
+			rotate_left(t, n->left);
+		return rotate_right(t, n);
 	}
 	if (bf < -1) {
 		if (height(n->right->right) < height(n->right->left))
-			n->right = rotate_right(n->right);
-		return rotate_left(n);
+			rotate_right(t, n->right);
+		return rotate_left(t, n);
 	}
 	return n;
 }
 
-static struct pin_node *insert_node(struct pin_node *at, struct pin_node *n)
+/*
+ * Rebalance from n up to the root, stopping at the first subtree whose
+ * height and maxima are as before (its ancestors do not depend on more),
+ * but not below upto (a node whose fields are stale; NULL: none). An
+ * insert or a removal so touches O(1) nodes on average, and reads a
+ * sibling (often a cache miss) only where something changed.
+ */
+static void fix_up(struct pin_tree *t, struct pin_node *n,
+		   const struct pin_node *upto)
 {
-	if (!at)
-		return n;
-	if (before(n, at))
-		at->left = insert_node(at->left, n);
-	else
-		at->right = insert_node(at->right, n);
-	return balance(at);
+	while (n) {
+		int h = n->height;
+		uint64_t m = n->max_end, mx = n->max_excl_end;
+		bool may_stop = !upto || n == upto;
+
+		if (n == upto)
+			upto = NULL;
+		n = rebalance(t, n);
+		if (may_stop && n->height == h && n->max_end == m &&
+		    n->max_excl_end == mx)
+			return;
+		n = n->parent;
+	}
 }
 
 void pin_tree_insert(struct pin_tree *t, struct pin_node *n)
 {
+	struct pin_node *parent = NULL, **link = &t->root;
+
 	n->left = n->right = NULL;
 	update(n);
-	t->root = insert_node(t->root, n);
-}
-
-/* Take the first node of the subtree at out of it into *min. */
-static struct pin_node *remove_min(struct pin_node *at, struct pin_node **min)
-{
-	if (!at->left) {
-		*min = at;
-		return at->right;
+	while (*link) {
+		parent = *link;
+		/* Maxima only grow on insert: set them on the way down. */
+		if (n->max_end > parent->max_end)
+			parent->max_end = n->max_end;
+		if (n->max_excl_end > parent->max_excl_end)
+			parent->max_excl_end = n->max_excl_end;
+		link = before(n, parent) ? &parent->left : &parent->right;
 	}
-	at->left = remove_min(at->left, min);
-	return balance(at);
-}
-
-static struct pin_node *remove_node(struct pin_node *at, struct pin_node *n)
-{
-	struct pin_node *next, *right;
-
-	if (!at)
-		return NULL;
-	if (at == n) {
-		if (!n->right)
-			return n->left;
-		right = remove_min(n->right, &next);
-		next->left = n->left;
-		next->right = right;
-		return balance(next);
-	}
-	if (before(n, at))
-		at->left = remove_node(at->left, n);
-	else
-		at->right = remove_node(at->right, n);
-	return balance(at);
+	*link = n;
+	n->parent = parent;
+	fix_up(t, parent, NULL);
 }
 
 void pin_tree_remove(struct pin_tree *t, struct pin_node *n)
 {
-	t->root = remove_node(t->root, n);
-	n->left = n->right = NULL;
+	struct pin_node *from, *next = NULL, *child;
+
+	if (n->left && n->right) {
+		/*
+		 * Its successor takes its place, and its fields until fix_up
+		 * gets there.
+		 */
+		next = n->right;
+		while (next->left)
+			next = next->left;
+		from = next->parent == n ? next : next->parent;
+		if (next != n->right) {
+			next->parent->left = next->right;
+			if (next->right)
+				next->right->parent = next->parent;
+			next->right = n->right;
+			n->right->parent = next;
+		}
+		next->left = n->left;
+		n->left->parent = next;
+		next->height = n->height;
+		next->max_end = n->max_end;
+		next->max_excl_end = n->max_excl_end;
+		replace_child(t, n->parent, n, next);
+	} else {
+		child = n->left ? n->left : n->right;
+		from = n->parent;
+		replace_child(t, n->parent, n, child);
+	}
+	n->left = n->right = n->parent = NULL;
+	fix_up(t, from, next);
 }
 
 static uint64_t reach(const struct pin_node *n, bool exclusive_only)
@@ -156,28 +207,26 @@ static uint64_t reach(const struct pin_node *n, bool exclusive_only)
 /*
  * Every node of a left subtree starts no later than its parent: when the
  * parent starts before end, a left subtree reaching past start holds an
- * overlapping node, so a failed search never branches and this is
- * O(height).
+ * overlapping node, and when it starts at end or later, nothing right of
+ * it overlaps. So one path down finds the first overlap: O(height).
  */
-static struct pin_node *first_in(struct pin_node *n, uint64_t start,
-				 uint64_t end, bool exclusive_only)
-{
-	struct pin_node *hit;
-
-	if (!n || reach(n, exclusive_only) <= start)
-		return NULL;
-	hit = first_in(n->left, start, end, exclusive_only);
-	if (hit || n->first >= end)
-		return hit;
-	if (n->end > start && (n->exclusive || !exclusive_only))
-		return n;
-	return first_in(n->right, start, end, exclusive_only);
-}
-
 struct pin_node *pin_tree_first(const struct pin_tree *t, uint64_t start,
 				uint64_t end, bool exclusive_only)
 {
-	return first_in(t->root, start, end, exclusive_only);
+	struct pin_node *n = t->root;
+
+	while (n && reach(n, exclusive_only) > start) {
+		if (n->left && reach(n->left, exclusive_only) > start) {
+			n = n->left;
+			continue;
+		}
+		if (n->first >= end)
+			return NULL;
+		if (n->end > start && (n->exclusive || !exclusive_only))
+			return n;
+		n = n->right;
+	}
+	return NULL;
 }
 
 static int visit(struct pin_node *n, uint64_t start, uint64_t end,

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 struct pin_node {
-	struct pin_node *left, *right;
+	struct pin_node *left, *right, *parent;
 	uint64_t first, end; /* pages [first, end), first < end */
 	bool exclusive;
 	/* maintained by the tree */
@@ -26,9 +26,12 @@ struct pin_tree {
 	struct pin_node *root; /* NULL: empty (a zeroed tree is empty) */
 };
 
-/* Insert n (first, end and exclusive set by the caller). O(log n). */
+/*
+ * Insert n (first, end and exclusive set by the caller): O(log n) to find
+ * its place, O(1) on average to rebalance.
+ */
 void pin_tree_insert(struct pin_tree *t, struct pin_node *n);
-/* Remove n, which must be in t. O(log n). */
+/* Remove n, which must be in t: no search, O(1) on average. */
 void pin_tree_remove(struct pin_tree *t, struct pin_node *n);
 
 /*

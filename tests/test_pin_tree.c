@@ -2,8 +2,8 @@
 /*
  * The interval tree of pins (lib/pin_tree.c) against a plain array: random
  * inserts, removals and queries (first overlap, first exclusive overlap,
- * every overlap in order), with the tree's invariants (order, AVL balance,
- * subtree maxima) checked after every change. The seed is GM_TEST_SEED's
+ * every overlap in order), with the tree's invariants (order, parent links,
+ * AVL balance, heights, subtree maxima) checked after every change. The seed is GM_TEST_SEED's
  * when set.
  */
 #include <stdio.h>
@@ -28,8 +28,9 @@ static bool node_before(const struct pin_node *a, const struct pin_node *b)
 }
 
 /* Check the subtree at n; returns its height, counts its nodes. */
-static int check(const struct pin_node *n, const struct pin_node *lo,
-		 const struct pin_node *hi, unsigned int *count)
+static int check(const struct pin_node *n, const struct pin_node *parent,
+		 const struct pin_node *lo, const struct pin_node *hi,
+		 unsigned int *count)
 {
 	uint64_t max = n ? n->end : 0, maxx = n && n->exclusive ? n->end : 0;
 	int hl, hr;
@@ -37,13 +38,14 @@ static int check(const struct pin_node *n, const struct pin_node *lo,
 	if (!n)
 		return 0;
 	(*count)++;
+	assert_ptr_equal(n->parent, parent);
 	assert_true(n->first < n->end);
 	if (lo)
 		assert_true(node_before(lo, n));
 	if (hi)
 		assert_true(node_before(n, hi));
-	hl = check(n->left, lo, n, count);
-	hr = check(n->right, n, hi, count);
+	hl = check(n->left, n, lo, n, count);
+	hr = check(n->right, n, n, hi, count);
 	assert_true(hl - hr <= 1 && hr - hl <= 1);
 	assert_int_equal(n->height, 1 + (hl > hr ? hl : hr));
 	if (n->left) {
@@ -65,7 +67,7 @@ static void check_tree(const struct model *m)
 {
 	unsigned int count = 0;
 
-	check(m->tree.root, NULL, NULL, &count);
+	check(m->tree.root, NULL, NULL, NULL, &count);
 	assert_int_equal(count, m->nr);
 }
 
