@@ -1,19 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
- * The interval tree of pins (pin_tree.h): an AVL tree with parent links
- * (a removal needs no search, and rebalancing stops where nothing changed)
- * and two subtree maxima that let a query skip every subtree ending before
- * it.
+ * The interval tree of pins (pin_tree.h): a treap (a search tree by first
+ * page that is also a heap by a priority hashed from each node's address,
+ * so of expected depth about 2 ln n whatever the order of the changes) with
+ * parent links and two subtree maxima that let a query skip every subtree
+ * ending before it. An insert or a removal at the same place again and
+ * again (a pin taken and released) costs the search and O(1) expected
+ * rotations, with no walk back to the root as an AVL tree would need.
  */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "pin_tree.h"
-
-static int height(const struct pin_node *n)
-{
-	return n ? n->height : 0;
-}
 
 static uint64_t max_end(const struct pin_node *n)
 {
@@ -32,15 +30,25 @@ static uint64_t max3(uint64_t a, uint64_t b, uint64_t c)
 	return m > c ? m : c;
 }
 
-/* Recompute n's height and maxima from its children. */
+/* Recompute n's maxima from its children. */
 static void update(struct pin_node *n)
 {
-	int hl = height(n->left), hr = height(n->right);
-
-	n->height = 1 + (hl > hr ? hl : hr);
 	n->max_end = max3(n->end, max_end(n->left), max_end(n->right));
 	n->max_excl_end = max3(n->exclusive ? n->end : 0, max_excl_end(n->left),
 			       max_excl_end(n->right));
+}
+
+/*
+ * A node's heap priority: its address, mixed (splitmix64's finalizer), so
+ * no state, no lock and no caller can skew the shape.
+ */
+static uint64_t prio(const struct pin_node *n)
+{
+	uint64_t x = (uintptr_t)n;
+
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
 }
 
 /* Whether a goes before b: by first page, then by address. */
@@ -65,7 +73,11 @@ static void replace_child(struct pin_tree *t, struct pin_node *parent,
 		new->parent = parent;
 }
 
-static struct pin_node *rotate_right(struct pin_tree *t, struct pin_node *n)
+/*
+ * Rotations keep the set of nodes of the subtree, so its maxima and its
+ * ancestors' stay; only the two nodes turned are recomputed.
+ */
+static void rotate_right(struct pin_tree *t, struct pin_node *n)
 {
 	struct pin_node *l = n->left;
 
@@ -77,10 +89,9 @@ static struct pin_node *rotate_right(struct pin_tree *t, struct pin_node *n)
 	n->parent = l;
 	update(n);
 	update(l);
-	return l;
 }
 
-static struct pin_node *rotate_left(struct pin_tree *t, struct pin_node *n)
+static void rotate_left(struct pin_tree *t, struct pin_node *n)
 {
 	struct pin_node *r = n->right;
 
@@ -92,56 +103,6 @@ static struct pin_node *rotate_left(struct pin_tree *t, struct pin_node *n)
 	n->parent = r;
 	update(n);
 	update(r);
-	return r;
-}
-
-/*
- * Recompute n from its children and restore the AVL balance there (the
- * children balanced, their heights off by <= 2). Returns the subtree's
- * new root.
- */
-static struct pin_node *rebalance(struct pin_tree *t, struct pin_node *n)
-{
-	int bf;
-
-	update(n);
-	bf = height(n->left) - height(n->right);
-	if (bf > 1) {
-		if (height(n->left->left) < height(n->left->right))
-			rotate_left(t, n->left);
-		return rotate_right(t, n);
-	}
-	if (bf < -1) {
-		if (height(n->right->right) < height(n->right->left))
-			rotate_right(t, n->right);
-		return rotate_left(t, n);
-	}
-	return n;
-}
-
-/*
- * Rebalance from n up to the root, stopping at the first subtree whose
- * height and maxima are as before (its ancestors do not depend on more),
- * but not below upto (a node whose fields are stale; NULL: none). An
- * insert or a removal so touches O(1) nodes on average, and reads a
- * sibling (often a cache miss) only where something changed.
- */
-static void fix_up(struct pin_tree *t, struct pin_node *n,
-		   const struct pin_node *upto)
-{
-	while (n) {
-		int h = n->height;
-		uint64_t m = n->max_end, mx = n->max_excl_end;
-		bool may_stop = !upto || n == upto;
-
-		if (n == upto)
-			upto = NULL;
-		n = rebalance(t, n);
-		if (may_stop && n->height == h && n->max_end == m &&
-		    n->max_excl_end == mx)
-			return;
-		n = n->parent;
-	}
 }
 
 void pin_tree_insert(struct pin_tree *t, struct pin_node *n)
@@ -161,42 +122,38 @@ void pin_tree_insert(struct pin_tree *t, struct pin_node *n)
 	}
 	*link = n;
 	n->parent = parent;
-	fix_up(t, parent, NULL);
+	/* Up to its place in the heap: fewer than 2 rotations expected. */
+	while (n->parent && prio(n) > prio(n->parent)) {
+		if (n->parent->left == n)
+			rotate_right(t, n->parent);
+		else
+			rotate_left(t, n->parent);
+	}
 }
 
 void pin_tree_remove(struct pin_tree *t, struct pin_node *n)
 {
-	struct pin_node *from, *next = NULL, *child;
+	struct pin_node *child, *p;
 
-	if (n->left && n->right) {
-		/*
-		 * Its successor takes its place, and its fields until fix_up
-		 * gets there.
-		 */
-		next = n->right;
-		while (next->left)
-			next = next->left;
-		from = next->parent == n ? next : next->parent;
-		if (next != n->right) {
-			next->parent->left = next->right;
-			if (next->right)
-				next->right->parent = next->parent;
-			next->right = n->right;
-			n->right->parent = next;
-		}
-		next->left = n->left;
-		n->left->parent = next;
-		next->height = n->height;
-		next->max_end = n->max_end;
-		next->max_excl_end = n->max_excl_end;
-		replace_child(t, n->parent, n, next);
-	} else {
-		child = n->left ? n->left : n->right;
-		from = n->parent;
-		replace_child(t, n->parent, n, child);
+	/* Down, under its child of higher priority, until it has one child. */
+	while (n->left && n->right) {
+		if (prio(n->left) > prio(n->right))
+			rotate_right(t, n);
+		else
+			rotate_left(t, n);
 	}
+	child = n->left ? n->left : n->right;
+	p = n->parent;
+	replace_child(t, p, n, child);
 	n->left = n->right = n->parent = NULL;
-	fix_up(t, from, next);
+	/* The maxima change only up to the first ancestor that had others. */
+	for (; p; p = p->parent) {
+		uint64_t m = p->max_end, mx = p->max_excl_end;
+
+		update(p);
+		if (p->max_end == m && p->max_excl_end == mx)
+			break;
+	}
 }
 
 static uint64_t reach(const struct pin_node *n, bool exclusive_only)
@@ -208,7 +165,7 @@ static uint64_t reach(const struct pin_node *n, bool exclusive_only)
  * Every node of a left subtree starts no later than its parent: when the
  * parent starts before end, a left subtree reaching past start holds an
  * overlapping node, and when it starts at end or later, nothing right of
- * it overlaps. So one path down finds the first overlap: O(height).
+ * it overlaps. So one path down finds the first overlap: O(depth).
  */
 struct pin_node *pin_tree_first(const struct pin_tree *t, uint64_t start,
 				uint64_t end, bool exclusive_only)

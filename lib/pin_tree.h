@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * An interval tree of pinned page ranges: an AVL tree ordered by first page
- * (ties broken by address), each node knowing the largest end in its subtree
- * and the largest end of an exclusive node in it. The nodes are embedded in
- * the pins; the tree allocates nothing. Not thread-safe (pin.c holds
- * pin_lock).
+ * An interval tree of pinned page ranges: a treap (pin_tree.c) ordered by
+ * first page (ties broken by address), each node knowing the largest end in
+ * its subtree and the largest end of an exclusive node in it. The nodes are
+ * embedded in the pins; the tree allocates nothing. Not thread-safe (pin.c
+ * holds pin_lock). Costs are expected ones: the depth is about 2 ln n.
  */
 #ifndef GMEM_PIN_TREE_H
 #define GMEM_PIN_TREE_H
@@ -12,14 +12,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* What a search reads first, so that 64 bytes hold a node. */
 struct pin_node {
-	struct pin_node *left, *right, *parent;
+	struct pin_node *left, *right;
 	uint64_t first, end; /* pages [first, end), first < end */
-	bool exclusive;
 	/* maintained by the tree */
-	int height;
 	uint64_t max_end; /* largest end in this subtree */
 	uint64_t max_excl_end; /* largest end of an exclusive node, or 0 */
+	struct pin_node *parent;
+	bool exclusive;
 };
 
 struct pin_tree {
@@ -28,10 +29,10 @@ struct pin_tree {
 
 /*
  * Insert n (first, end and exclusive set by the caller): O(log n) to find
- * its place, O(1) on average to rebalance.
+ * its place, O(1) rotations.
  */
 void pin_tree_insert(struct pin_tree *t, struct pin_node *n);
-/* Remove n, which must be in t: no search, O(1) on average. */
+/* Remove n, which must be in t: no search, O(1) rotations. */
 void pin_tree_remove(struct pin_tree *t, struct pin_node *n);
 
 /*
