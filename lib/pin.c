@@ -382,14 +382,11 @@ static void ask(struct gm_store *store, struct revoke_round *r)
 }
 
 /* now + timeout_ns on CLOCK_MONOTONIC, saturated rather than wrapped. */
-static struct timespec deadline_after(uint64_t timeout_ns)
+static uint64_t deadline_after(uint64_t timeout_ns)
 {
 	uint64_t now = gm_now_ns();
-	uint64_t at =
-		timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
 
-	return (struct timespec){ .tv_sec = at / 1000000000ull,
-				  .tv_nsec = at % 1000000000ull };
+	return timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
 }
 
 int gm_pins_revoke(struct gm_store *store, uint64_t start, uint64_t end,
@@ -397,15 +394,20 @@ int gm_pins_revoke(struct gm_store *store, uint64_t start, uint64_t end,
 {
 	struct revoke_round r = { .start = start };
 	const bool forever = timeout_ns == UINT64_MAX;
-	struct timespec deadline = deadline_after(timeout_ns);
-	bool timed_out = false;
+	const uint64_t deadline_ns = deadline_after(timeout_ns);
+	const struct timespec deadline = {
+		.tv_sec = deadline_ns / 1000000000ull,
+		.tv_nsec = deadline_ns % 1000000000ull,
+	};
 	uint64_t at;
 	int ret;
 
 	/*
 	 * Ask each revocable holder over the range once, without locks held,
 	 * then wait for the pins to go. Pins linked meanwhile are asked in
-	 * turn. A holder that cannot be asked fails the conversion at once.
+	 * turn (so even holders that pin again at once cannot keep a
+	 * conversion past its deadline). A holder that cannot be asked fails
+	 * the conversion at once.
 	 */
 	pthread_mutex_lock(&store->pin_lock);
 	for (;;) {
@@ -416,24 +418,25 @@ int gm_pins_revoke(struct gm_store *store, uint64_t start, uint64_t end,
 			pthread_mutex_unlock(&store->pin_lock);
 			ask(store, &r);
 			pthread_mutex_lock(&store->pin_lock);
-			continue;
 		}
 		/* The offset is taken under the lock: a pin still there. */
 		at = first_overlap_locked(store, start, end);
 		if (at == UINT64_MAX)
 			break;
-		if (timed_out) {
+		if (!forever && gm_now_ns() >= deadline_ns) {
 			*error_offset = at;
 			ret = -EBUSY;
 			break;
 		}
+		/* Callbacks ran: look for pins linked meanwhile first. */
+		if (r.nr)
+			continue;
 		if (forever)
 			pthread_cond_wait(&store->pin_released,
 					  &store->pin_lock);
-		else if (pthread_cond_timedwait(&store->pin_released,
-						&store->pin_lock,
-						&deadline) == ETIMEDOUT)
-			timed_out = true;
+		else
+			pthread_cond_timedwait(&store->pin_released,
+					       &store->pin_lock, &deadline);
 	}
 	pthread_mutex_unlock(&store->pin_lock);
 	return ret;

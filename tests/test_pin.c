@@ -297,6 +297,7 @@ struct holder {
 	struct gm_pin *pin;
 	int calls;
 	bool unpin; /* unpin from the callback */
+	bool repin; /* and pin the same pages again at once */
 	bool bad_pin; /* the callback got another pin than ours */
 	/* from the callback, calls into the same store */
 	bool probe;
@@ -335,7 +336,12 @@ static void revoke_cb(struct gm_pin *pin, void *opaque)
 		pthread_cond_signal(&h->cv);
 		pthread_mutex_unlock(&h->mu);
 	} else if (h->unpin) {
+		uint64_t off = gm_pin_offset(pin), len = gm_pin_length(pin);
+
 		gm_unpin(pin);
+		if (h->repin && gm_pin_revocable(h->store, off, len, 0,
+						 revoke_cb, h, &h->pin))
+			h->bad_pin = true;
 	}
 }
 
@@ -559,6 +565,35 @@ static void test_revoke_late_pin(void **state)
 	gm_store_destroy(s);
 }
 
+/*
+ * A holder that pins its pages again as soon as it is asked gets asked
+ * again, but cannot keep the conversion past its deadline.
+ */
+static void test_revoke_repinned(void **state)
+{
+	struct gm_store *s = tu_store(8 * PG, GM_STORE_INIT_SHARED);
+	struct holder h = { .store = s, .unpin = true, .repin = true };
+	struct gm_convert_opts co = { .sz = sizeof(co),
+				      .revoke_timeout_ns = 50000000ull };
+	uint64_t t0;
+
+	assert_int_equal(
+		gm_pin_revocable(s, 2 * PG, PG, 0, revoke_cb, &h, &h.pin), 0);
+	t0 = tu_now_ms();
+	assert_int_equal(gm_convert_ex(s, 0, 8 * PG, GM_ATTR_PRIVATE,
+				       GM_CONVERT_REVOKE, &co),
+			 -EBUSY);
+	assert_true(tu_now_ms() - t0 < 5000);
+	assert_int_equal(co.error_offset, 2 * PG);
+	assert_true(h.calls > 1);
+	assert_false(h.bad_pin);
+	assert_int_equal(gm_range_is(s, 0, 8 * PG, GM_ATTR_SHARED), 1);
+	assert_int_equal(pins_active(s), 1);
+	gm_unpin(h.pin);
+	assert_int_equal(pins_active(s), 0);
+	gm_store_destroy(s);
+}
+
 static void test_revoke_not_revocable(void **state)
 {
 	struct gm_store *s = tu_store(8 * PG, GM_STORE_INIT_SHARED);
@@ -656,6 +691,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_revoke_timeout),
 		cmocka_unit_test(test_revoke_forever),
 		cmocka_unit_test(test_revoke_late_pin),
+		cmocka_unit_test(test_revoke_repinned),
 		cmocka_unit_test(test_revoke_not_revocable),
 		cmocka_unit_test(test_revoke_reentry),
 		cmocka_unit_test(test_pin_bookkeeping),
