@@ -67,6 +67,7 @@ void bench_convert_1g(void);
 void bench_attr_map(void);
 void bench_vmas(void);
 void bench_per_gib(void);
+void bench_pins(void);
 void bench_vmm(void);
 
 /* Lines of /proc/self/maps overlapping [addr, addr + len) (len 0: all). */

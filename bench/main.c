@@ -300,7 +300,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: gmem-bench [--quick] [--out FILE] [--only SECTION] "
 		   "[--vmm GMEM-VM --guests DIR] [--reps N] [--seed N] [-v]\n"
-		   "sections: convert1g attrmap vmas pergib vmm\n");
+		   "sections: convert1g attrmap vmas pergib pins vmm\n");
 }
 
 int main(int argc, char **argv)
@@ -379,6 +379,7 @@ int main(int argc, char **argv)
 	SECTION("attrmap", bench_attr_map);
 	SECTION("vmas", bench_vmas);
 	SECTION("pergib", bench_per_gib);
+	SECTION("pins", bench_pins);
 	SECTION("vmm", bench_vmm);
 	write_json(out, (now_ns() - t0) / 1e9);
 	print_table();

@@ -11,6 +11,7 @@
 #include <gmem/gmem.h>
 
 #include "extent_map.h"
+#include "pin_tree.h"
 #include "testing.h"
 
 /* Values of the host view's extent map. */
@@ -21,18 +22,21 @@ struct gm_range {
 	uint64_t end; /* page after the last */
 };
 
+/*
+ * A pin is linked into store->pins only once fully built, and freed by
+ * whoever drops its last reference (see lib/pin.c).
+ */
 struct gm_pin {
+	struct pin_node node; /* pages [first, end), in store->pins */
 	struct gm_store *store;
-	struct gm_pin *prev, *next; /* store->pins, under pin_lock */
-	uint64_t first, end; /* pages */
-	unsigned int flags;
 	gm_revoke_fn revoke;
 	void *opaque;
 	void *ptr; /* what gm_pin_ptr returns */
 	void *own_map; /* a mapping of its own, when the view was closed */
-	bool unpinned; /* gm_unpin called: no longer in store->pins */
-	bool revoke_asked;
-	unsigned int refs; /* under pin_lock: the holder + revokers in flight */
+	/* under pin_lock: */
+	uint64_t serial; /* store->pin_serial when linked */
+	bool unpinning; /* gm_unpin claimed it */
+	unsigned int refs; /* holder, creator until it returns, revokers */
 };
 
 struct gm_listener {
@@ -89,8 +93,9 @@ struct gm_store {
 
 	pthread_mutex_t pin_lock;
 	pthread_cond_t pin_released;
-	struct gm_pin *pins;
+	struct pin_tree pins; /* of gm_pin.node, under pin_lock */
 	uint64_t nr_pins;
+	uint64_t pin_serial; /* pins ever linked, under pin_lock */
 
 	struct gm_listener *listeners; /* changed only under lock (write) */
 	bool dead_listeners; /* some listener is dead, under lock (write) */

@@ -1,58 +1,143 @@
 // SPDX-License-Identifier: MIT
 /*
  * Pins: a device or an I/O holds shared pages; while it does, they cannot
- * become private. Bookkeeping is a list of the pins themselves, so it grows
- * with what is pinned, not with the store.
+ * become private. The pins are kept in an interval tree (pin_tree.c), so the
+ * bookkeeping grows with what is pinned, not with the store, and the pins
+ * over a range are found in O(log n).
+ *
+ * Lifetime: a pin is linked into the tree only once fully built (pointer and
+ * mapping set), and is counted (refs, under pin_lock): one reference for the
+ * holder, one for its creator until gm_pin_revocable returns, one for each
+ * revoker calling its callback. Every free is the drop of the last one, so a
+ * revoke callback that unpins at once, even before gm_pin_revocable
+ * returns, frees nothing under anyone's feet.
  */
 #define _GNU_SOURCE
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
 
 #include "internal.h"
 
-static bool overlaps(const struct gm_pin *p, uint64_t start, uint64_t end)
+static struct gm_pin *pin_of(struct pin_node *n)
 {
-	return p->first < end && start < p->end;
+	return (struct gm_pin *)((char *)n - offsetof(struct gm_pin, node));
 }
 
-/* Drop a reference; pin_lock held. Returns true if the pin is to be freed. */
-static bool put_locked(struct gm_pin *pin)
+static uint64_t pin_bytes(const struct gm_pin *pin)
 {
-	return --pin->refs == 0;
+	return (pin->node.end - pin->node.first) << GM_PAGE_SHIFT;
 }
 
 /* Byte offset of the first page of pin p inside [start, end). */
 static uint64_t pin_at(const struct gm_pin *p, uint64_t start)
 {
-	return (p->first > start ? p->first : start) << GM_PAGE_SHIFT;
+	return (p->node.first > start ? p->node.first : start) << GM_PAGE_SHIFT;
 }
 
+/*
+ * Drop a reference; pin_lock held. Returns true if it was the last: the
+ * caller then frees the pin with pin_free, after unlocking.
+ */
+static bool put_locked(struct gm_pin *pin)
+{
+	return --pin->refs == 0;
+}
+
+static void pin_free(struct gm_pin *pin)
+{
+	/* Only a pin never linked still has its mapping (gm_unpin unmaps). */
+	if (pin->own_map)
+		munmap(pin->own_map, pin_bytes(pin));
+	free(pin);
+}
+
+static void put(struct gm_pin *pin)
+{
+	struct gm_store *store = pin->store;
+	bool last;
+
+	pthread_mutex_lock(&store->pin_lock);
+	last = put_locked(pin);
+	pthread_mutex_unlock(&store->pin_lock);
+	if (last)
+		pin_free(pin);
+}
+
+/* -EBUSY and *where if a pin with flags cannot hold [start, end) now. */
 static int pin_conflict(struct gm_store *store, uint64_t start, uint64_t end,
 			unsigned int flags, uint64_t *where)
 {
-	for (struct gm_pin *p = store->pins; p; p = p->next) {
-		if (!overlaps(p, start, end))
-			continue;
-		if ((p->flags | flags) & GM_PIN_EXCLUSIVE) {
-			*where = pin_at(p, start);
-			return -EBUSY;
-		}
-	}
-	return 0;
+	struct pin_node *n;
+
+	/* Exclusive: no pin at all may overlap; else no exclusive one. */
+	n = pin_tree_first(&store->pins, start, end,
+			   !(flags & GM_PIN_EXCLUSIVE));
+	if (!n)
+		return 0;
+	*where = pin_at(pin_of(n), start);
+	return -EBUSY;
+}
+
+static void link_locked(struct gm_store *store, struct gm_pin *pin)
+{
+	pin->refs++; /* the holder's */
+	pin->serial = ++store->pin_serial;
+	pin_tree_insert(&store->pins, &pin->node);
+	store->nr_pins++;
 }
 
 static void unlink_locked(struct gm_store *store, struct gm_pin *pin)
 {
-	if (pin->prev)
-		pin->prev->next = pin->next;
-	else
-		store->pins = pin->next;
-	if (pin->next)
-		pin->next->prev = pin->prev;
-	pin->unpinned = true;
+	pin_tree_remove(&store->pins, &pin->node);
 	store->nr_pins--;
 	pthread_cond_broadcast(&store->pin_released);
+}
+
+/*
+ * A pin of [off, off + len) with its pointer, not linked yet: one
+ * reference, the creator's. Caller holds lock (read).
+ */
+static int pin_build(struct gm_store *store, uint64_t off, uint64_t len,
+		     unsigned int flags, gm_revoke_fn revoke, void *opaque,
+		     struct gm_pin **out)
+{
+	uint64_t start = off >> GM_PAGE_SHIFT,
+		 end = (off + len) >> GM_PAGE_SHIFT;
+	struct gm_pin *pin;
+	int ret;
+
+	pin = calloc(1, sizeof(*pin));
+	if (!pin)
+		return gm_error(-ENOMEM, "gm_pin: allocating the pin");
+	*pin = (struct gm_pin){ .node = { .first = start,
+					  .end = end,
+					  .exclusive =
+						  flags & GM_PIN_EXCLUSIVE },
+				.store = store,
+				.revoke = revoke,
+				.opaque = opaque,
+				.refs = 1 };
+	/*
+	 * The pinned pages cannot be closed in the view while pinned, nor
+	 * before the pin is linked (the caller's read lock keeps conversions
+	 * out), so a view pointer stays valid; past the view budget, a
+	 * mapping of its own.
+	 */
+	if (gm_view_open_pages(store, start, end) == 0) {
+		pin->ptr = store->view + off;
+	} else {
+		pin->own_map = gm_map_window(store, off, len);
+		if (!pin->own_map) {
+			ret = gm_error(-errno, "gm_pin: mapping the pin");
+			put(pin);
+			return ret;
+		}
+		pin->ptr = pin->own_map;
+	}
+	*out = pin;
+	return 0;
 }
 
 int gm_pin_revocable(struct gm_store *store, uint64_t off, uint64_t len,
@@ -60,7 +145,7 @@ int gm_pin_revocable(struct gm_store *store, uint64_t off, uint64_t len,
 		     struct gm_pin **out)
 {
 	uint64_t start, end, bad, where = 0;
-	struct gm_pin *pin;
+	struct gm_pin *pin = NULL;
 	int ret;
 
 	ret = gm_check_range(store, off, len, "gm_pin");
@@ -81,59 +166,30 @@ int gm_pin_revocable(struct gm_store *store, uint64_t off, uint64_t len,
 			       (unsigned long long)(bad << GM_PAGE_SHIFT));
 		goto out;
 	}
-	pin = calloc(1, sizeof(*pin));
-	if (!pin) {
-		ret = gm_error(-ENOMEM, "gm_pin: allocating the pin");
+	ret = pin_build(store, off, len, flags, revoke, opaque, &pin);
+	if (ret)
 		goto out;
-	}
-	*pin = (struct gm_pin){ .store = store,
-				.first = start,
-				.end = end,
-				.flags = flags,
-				.revoke = revoke,
-				.opaque = opaque,
-				.refs = 1 };
 
+	/*
+	 * The conflict check and the link, in one hold of pin_lock. From
+	 * the link on, a revoker may call the callback (with *out set) and the
+	 * holder may unpin; the creator's reference keeps the pin until here.
+	 */
 	pthread_mutex_lock(&store->pin_lock);
 	ret = pin_conflict(store, start, end, flags, &where);
 	if (!ret) {
-		pin->next = store->pins;
-		if (store->pins)
-			store->pins->prev = pin;
-		store->pins = pin;
-		store->nr_pins++;
+		*out = pin;
+		link_locked(store, pin);
 	}
 	pthread_mutex_unlock(&store->pin_lock);
-	if (ret) {
-		free(pin);
+	if (!ret)
+		gm_stat_add(&store->stats.pins, 1);
+	put(pin);
+	if (ret)
 		ret = gm_error(ret, "gm_pin: page at 0x%llx is pinned %s",
 			       (unsigned long long)where,
 			       (flags & GM_PIN_EXCLUSIVE) ? "already" :
 							    "exclusively");
-		goto out;
-	}
-
-	/*
-	 * The pinned pages cannot be closed in the view while pinned, so a
-	 * view pointer stays valid; past the view budget, a mapping of its
-	 * own.
-	 */
-	if (gm_view_open_pages(store, start, end) == 0) {
-		pin->ptr = store->view + off;
-	} else {
-		pin->own_map = gm_map_window(store, off, len);
-		if (!pin->own_map) {
-			ret = gm_error(-errno, "gm_pin: mapping the pin");
-			pthread_mutex_lock(&store->pin_lock);
-			unlink_locked(store, pin);
-			pthread_mutex_unlock(&store->pin_lock);
-			free(pin);
-			goto out;
-		}
-		pin->ptr = pin->own_map;
-	}
-	gm_stat_add(&store->stats.pins, 1);
-	*out = pin;
 out:
 	gm_read_unlock(store);
 	return ret;
@@ -148,23 +204,32 @@ int gm_pin(struct gm_store *store, uint64_t off, uint64_t len,
 void gm_unpin(struct gm_pin *pin)
 {
 	struct gm_store *store;
-	bool last = false;
+	bool claimed, last;
 
 	if (!pin)
 		return;
 	store = pin->store;
+	/* One caller unpins; another (a revoke callback late) does nothing. */
+	pthread_mutex_lock(&store->pin_lock);
+	claimed = !pin->unpinning;
+	pin->unpinning = true;
+	pthread_mutex_unlock(&store->pin_lock);
+	if (!claimed)
+		return;
+	/*
+	 * The pin's own mapping goes while the pin still holds its pages:
+	 * once unlinked, they may become private at once.
+	 */
 	if (pin->own_map) {
-		munmap(pin->own_map, (pin->end - pin->first) << GM_PAGE_SHIFT);
+		munmap(pin->own_map, pin_bytes(pin));
 		pin->own_map = NULL;
 	}
 	pthread_mutex_lock(&store->pin_lock);
-	if (!pin->unpinned) {
-		unlink_locked(store, pin);
-		last = put_locked(pin);
-	}
+	unlink_locked(store, pin);
+	last = put_locked(pin);
 	pthread_mutex_unlock(&store->pin_lock);
 	if (last)
-		free(pin);
+		pin_free(pin);
 }
 
 void *gm_pin_ptr(const struct gm_pin *pin)
@@ -174,24 +239,21 @@ void *gm_pin_ptr(const struct gm_pin *pin)
 
 uint64_t gm_pin_offset(const struct gm_pin *pin)
 {
-	return pin ? pin->first << GM_PAGE_SHIFT : 0;
+	return pin ? pin->node.first << GM_PAGE_SHIFT : 0;
 }
 
 uint64_t gm_pin_length(const struct gm_pin *pin)
 {
-	return pin ? (pin->end - pin->first) << GM_PAGE_SHIFT : 0;
+	return pin ? pin_bytes(pin) : 0;
 }
 
 /* The byte offset of the first pinned page of [start, end), or UINT64_MAX. */
 static uint64_t first_overlap_locked(struct gm_store *store, uint64_t start,
 				     uint64_t end)
 {
-	uint64_t first = UINT64_MAX;
+	struct pin_node *n = pin_tree_first(&store->pins, start, end, false);
 
-	for (struct gm_pin *p = store->pins; p; p = p->next)
-		if (overlaps(p, start, end) && pin_at(p, start) < first)
-			first = pin_at(p, start);
-	return first;
+	return n ? pin_at(pin_of(n), start) : UINT64_MAX;
 }
 
 uint64_t gm_pins_first_overlap(struct gm_store *store, uint64_t start,
@@ -205,86 +267,177 @@ uint64_t gm_pins_first_overlap(struct gm_store *store, uint64_t start,
 	return first;
 }
 
+struct range_list {
+	struct gm_range *r; /* NULL: count only */
+	unsigned int nr;
+};
+
+static int add_range(struct pin_node *n, void *arg)
+{
+	struct range_list *l = arg;
+
+	if (l->r)
+		l->r[l->nr] = (struct gm_range){ n->first, n->end };
+	l->nr++;
+	return 0;
+}
+
 int gm_pins_ranges(struct gm_store *store, uint64_t start, uint64_t end,
 		   struct gm_range **out, unsigned int *nr)
 {
-	struct gm_range *r = NULL;
-	unsigned int n = 0;
+	struct range_list l = { 0 };
 	int ret = 0;
 
 	pthread_mutex_lock(&store->pin_lock);
-	if (store->nr_pins) {
-		r = malloc(store->nr_pins * sizeof(*r));
-		if (!r)
+	pin_tree_visit(&store->pins, start, end, add_range, &l);
+	if (l.nr) {
+		l.r = malloc(l.nr * sizeof(*l.r));
+		if (!l.r)
 			ret = -ENOMEM;
+		l.nr = 0;
 	}
-	for (struct gm_pin *p = store->pins; p && r; p = p->next)
-		if (overlaps(p, start, end))
-			r[n++] = (struct gm_range){ p->first, p->end };
+	if (l.r)
+		pin_tree_visit(&store->pins, start, end, add_range, &l);
 	pthread_mutex_unlock(&store->pin_lock);
-	*out = r;
-	*nr = n;
+	*out = l.r;
+	*nr = l.nr;
 	return ret;
+}
+
+/* The pins of one round of gm_pins_revoke. */
+struct revoke_round {
+	uint64_t start; /* page */
+	uint64_t seen; /* pins with a serial above are new to this conversion */
+	struct gm_pin **asked; /* NULL: count only */
+	unsigned int nr;
+	uint64_t busy_at; /* byte offset of a pin that cannot be asked */
+};
+
+static int collect(struct pin_node *n, void *arg)
+{
+	struct revoke_round *r = arg;
+	struct gm_pin *p = pin_of(n);
+
+	/* Asked already, or going anyway. */
+	if (p->serial <= r->seen || p->unpinning)
+		return 0;
+	if (!p->revoke) {
+		r->busy_at = pin_at(p, r->start);
+		return 1;
+	}
+	if (r->asked) {
+		p->refs++;
+		r->asked[r->nr] = p;
+	}
+	r->nr++;
+	return 0;
+}
+
+/*
+ * The revocable pins over [start, end) linked since the last round, each
+ * with a reference taken, in r->asked (NULL if none); -EBUSY (and
+ * *error_offset) if one of them is not revocable. pin_lock held.
+ */
+static int collect_new_locked(struct gm_store *store, uint64_t start,
+			      uint64_t end, struct revoke_round *r,
+			      uint64_t *error_offset)
+{
+	r->asked = NULL;
+	r->nr = 0;
+	r->busy_at = UINT64_MAX;
+	pin_tree_visit(&store->pins, start, end, collect, r);
+	if (r->busy_at != UINT64_MAX) {
+		*error_offset = r->busy_at;
+		return -EBUSY;
+	}
+	if (r->nr) {
+		r->asked = malloc(r->nr * sizeof(*r->asked));
+		if (!r->asked)
+			return -ENOMEM;
+		r->nr = 0;
+		pin_tree_visit(&store->pins, start, end, collect, r);
+	}
+	r->seen = store->pin_serial;
+	return 0;
+}
+
+/* Call the callbacks with no lock held, then drop the references. */
+static void ask(struct gm_store *store, struct revoke_round *r)
+{
+	unsigned int i, nr_free = 0;
+
+	for (i = 0; i < r->nr; i++) {
+		gm_stat_add(&store->stats.revokes, 1);
+		r->asked[i]->revoke(r->asked[i], r->asked[i]->opaque);
+	}
+	pthread_mutex_lock(&store->pin_lock);
+	for (i = 0; i < r->nr; i++)
+		if (put_locked(r->asked[i]))
+			r->asked[nr_free++] = r->asked[i];
+	pthread_mutex_unlock(&store->pin_lock);
+	for (i = 0; i < nr_free; i++)
+		pin_free(r->asked[i]);
+	free(r->asked);
+	r->asked = NULL;
+}
+
+/* now + timeout_ns on CLOCK_MONOTONIC, saturated rather than wrapped. */
+static uint64_t deadline_after(uint64_t timeout_ns)
+{
+	uint64_t now = gm_now_ns();
+
+	return timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
 }
 
 int gm_pins_revoke(struct gm_store *store, uint64_t start, uint64_t end,
 		   uint64_t timeout_ns, uint64_t *error_offset)
 {
-	struct gm_pin **asked = NULL;
-	unsigned int nr = 0, i;
-	uint64_t deadline_ns = gm_now_ns() + timeout_ns, at;
-	struct timespec deadline;
-	int ret = 0;
-
-	deadline.tv_sec = deadline_ns / 1000000000ull;
-	deadline.tv_nsec = deadline_ns % 1000000000ull;
+	struct revoke_round r = { .start = start };
+	const bool forever = timeout_ns == UINT64_MAX;
+	const uint64_t deadline_ns = deadline_after(timeout_ns);
+	const struct timespec deadline = {
+		.tv_sec = deadline_ns / 1000000000ull,
+		.tv_nsec = deadline_ns % 1000000000ull,
+	};
+	uint64_t at;
+	int ret;
 
 	/*
-	 * Ask each revocable holder present now, once, without locks held. A
-	 * holder that cannot be asked fails the conversion at once.
+	 * Ask each revocable holder over the range once, without locks held,
+	 * then wait for the pins to go. Pins linked meanwhile are asked in
+	 * turn (so even holders that pin again at once cannot keep a
+	 * conversion past its deadline). A holder that cannot be asked fails
+	 * the conversion at once.
 	 */
 	pthread_mutex_lock(&store->pin_lock);
-	for (struct gm_pin *p = store->pins; p && !ret; p = p->next) {
-		if (overlaps(p, start, end) && !p->revoke) {
-			*error_offset = pin_at(p, start);
-			ret = -EBUSY;
+	for (;;) {
+		ret = collect_new_locked(store, start, end, &r, error_offset);
+		if (ret)
+			break;
+		if (r.nr) {
+			pthread_mutex_unlock(&store->pin_lock);
+			ask(store, &r);
+			pthread_mutex_lock(&store->pin_lock);
 		}
-	}
-	if (!ret && store->nr_pins) {
-		asked = malloc(store->nr_pins * sizeof(*asked));
-		if (!asked)
-			ret = -ENOMEM;
-	}
-	for (struct gm_pin *p = store->pins; p && asked; p = p->next) {
-		if (overlaps(p, start, end)) {
-			p->refs++;
-			asked[nr++] = p;
-		}
-	}
-	pthread_mutex_unlock(&store->pin_lock);
-	if (ret)
-		return ret;
-	for (i = 0; i < nr; i++) {
-		gm_stat_add(&store->stats.revokes, 1);
-		asked[i]->revoke(asked[i], asked[i]->opaque);
-	}
-
-	pthread_mutex_lock(&store->pin_lock);
-	for (i = 0; i < nr; i++) {
-		if (put_locked(asked[i]))
-			free(asked[i]);
-	}
-	/* The offset is taken under the lock: a pin still there at the end. */
-	while (!ret &&
-	       (at = first_overlap_locked(store, start, end)) != UINT64_MAX) {
-		if (pthread_cond_timedwait(&store->pin_released,
-					   &store->pin_lock,
-					   &deadline) == ETIMEDOUT) {
+		/* The offset is taken under the lock: a pin still there. */
+		at = first_overlap_locked(store, start, end);
+		if (at == UINT64_MAX)
+			break;
+		if (!forever && gm_now_ns() >= deadline_ns) {
 			*error_offset = at;
 			ret = -EBUSY;
+			break;
 		}
+		/* Callbacks ran: look for pins linked meanwhile first. */
+		if (r.nr)
+			continue;
+		if (forever)
+			pthread_cond_wait(&store->pin_released,
+					  &store->pin_lock);
+		else
+			pthread_cond_timedwait(&store->pin_released,
+					       &store->pin_lock, &deadline);
 	}
 	pthread_mutex_unlock(&store->pin_lock);
-	free(asked);
 	return ret;
 }

@@ -297,12 +297,18 @@ struct holder {
 	struct gm_pin *pin;
 	int calls;
 	bool unpin; /* unpin from the callback */
+	bool repin; /* and pin the same pages again at once */
 	bool bad_pin; /* the callback got another pin than ours */
 	/* from the callback, calls into the same store */
 	bool probe;
 	int probe_ret[3];
-	/* hand the unpin to a thread */
+	/* hand the unpin to a thread, which waits delay_ms (0: 5) first */
 	bool async;
+	unsigned int delay_ms;
+	/* the thread pins this one (at join's range) before it unpins */
+	struct holder *join;
+	uint64_t join_off;
+	int join_ret;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool asked, quit;
@@ -330,20 +336,29 @@ static void revoke_cb(struct gm_pin *pin, void *opaque)
 		pthread_cond_signal(&h->cv);
 		pthread_mutex_unlock(&h->mu);
 	} else if (h->unpin) {
+		uint64_t off = gm_pin_offset(pin), len = gm_pin_length(pin);
+
 		gm_unpin(pin);
+		if (h->repin && gm_pin_revocable(h->store, off, len, 0,
+						 revoke_cb, h, &h->pin))
+			h->bad_pin = true;
 	}
 }
 
 static void *holder_thread(void *arg)
 {
 	struct holder *h = arg;
-	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	struct timespec ts = { 0, (h->delay_ms ? h->delay_ms : 5) * 1000000L };
 
 	pthread_mutex_lock(&h->mu);
 	while (!h->asked && !h->quit)
 		pthread_cond_wait(&h->cv, &h->mu);
 	pthread_mutex_unlock(&h->mu);
 	if (h->asked) {
+		if (h->join)
+			h->join_ret = gm_pin_revocable(h->store, h->join_off,
+						       PG, 0, revoke_cb,
+						       h->join, &h->join->pin);
 		nanosleep(&ts, NULL);
 		gm_unpin(h->pin);
 	}
@@ -468,6 +483,117 @@ static void test_revoke_timeout(void **state)
 	gm_store_destroy(s);
 }
 
+/*
+ * revoke_timeout_ns = UINT64_MAX waits forever, and a timeout past what the
+ * clock can hold waits as long as it can (both once overflowed the deadline
+ * and failed at once): the holder unpins after 200 ms from its thread.
+ */
+static void test_revoke_forever(void **state)
+{
+	const uint64_t timeouts[] = { UINT64_MAX, UINT64_MAX - 1,
+				      UINT64_MAX / 2 };
+
+	for (unsigned int i = 0; i < 3; i++) {
+		struct gm_store *s = tu_store(8 * PG, GM_STORE_INIT_SHARED);
+		struct holder h = { .async = true, .delay_ms = 200 };
+		struct gm_convert_opts co = { .sz = sizeof(co),
+					      .revoke_timeout_ns =
+						      timeouts[i] };
+		uint64_t t0;
+		pthread_t t;
+
+		pthread_mutex_init(&h.mu, NULL);
+		pthread_cond_init(&h.cv, NULL);
+		assert_int_equal(gm_pin_revocable(s, 2 * PG, PG, 0, revoke_cb,
+						  &h, &h.pin),
+				 0);
+		assert_int_equal(pthread_create(&t, NULL, holder_thread, &h),
+				 0);
+		t0 = tu_now_ms();
+		assert_int_equal(gm_convert_ex(s, 0, 8 * PG, GM_ATTR_PRIVATE,
+					       GM_CONVERT_REVOKE, &co),
+				 0);
+		assert_true(tu_now_ms() - t0 >= 150);
+		assert_int_equal(h.calls, 1);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(gm_range_is(s, 0, 8 * PG, GM_ATTR_PRIVATE), 1);
+		assert_int_equal(pins_active(s), 0);
+		pthread_cond_destroy(&h.cv);
+		pthread_mutex_destroy(&h.mu);
+		gm_store_destroy(s);
+	}
+}
+
+/*
+ * A revocable pin taken on the range while a conversion waits for the
+ * pins it asked is asked in turn: the conversion does not wait out its
+ * timeout (or, waiting forever, hang) for a holder it never asked.
+ */
+static void test_revoke_late_pin(void **state)
+{
+	struct gm_store *s = tu_store(8 * PG, GM_STORE_INIT_SHARED);
+	struct holder late = { .unpin = true };
+	struct holder h = { .store = s,
+			    .async = true,
+			    .delay_ms = 50,
+			    .join = &late,
+			    .join_off = 5 * PG };
+	struct gm_convert_opts co = { .sz = sizeof(co),
+				      .revoke_timeout_ns = 5000000000ull };
+	uint64_t t0;
+	pthread_t t;
+
+	pthread_mutex_init(&h.mu, NULL);
+	pthread_cond_init(&h.cv, NULL);
+	assert_int_equal(
+		gm_pin_revocable(s, 2 * PG, PG, 0, revoke_cb, &h, &h.pin), 0);
+	assert_int_equal(pthread_create(&t, NULL, holder_thread, &h), 0);
+	t0 = tu_now_ms();
+	assert_int_equal(gm_convert_ex(s, 0, 8 * PG, GM_ATTR_PRIVATE,
+				       GM_CONVERT_REVOKE, &co),
+			 0);
+	assert_true(tu_now_ms() - t0 < 2500);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(h.join_ret, 0);
+	assert_int_equal(h.calls, 1);
+	assert_int_equal(late.calls, 1);
+	assert_false(late.bad_pin);
+	assert_int_equal(gm_range_is(s, 0, 8 * PG, GM_ATTR_PRIVATE), 1);
+	assert_int_equal(pins_active(s), 0);
+	pthread_cond_destroy(&h.cv);
+	pthread_mutex_destroy(&h.mu);
+	gm_store_destroy(s);
+}
+
+/*
+ * A holder that pins its pages again as soon as it is asked gets asked
+ * again, but cannot keep the conversion past its deadline.
+ */
+static void test_revoke_repinned(void **state)
+{
+	struct gm_store *s = tu_store(8 * PG, GM_STORE_INIT_SHARED);
+	struct holder h = { .store = s, .unpin = true, .repin = true };
+	struct gm_convert_opts co = { .sz = sizeof(co),
+				      .revoke_timeout_ns = 50000000ull };
+	uint64_t t0;
+
+	assert_int_equal(
+		gm_pin_revocable(s, 2 * PG, PG, 0, revoke_cb, &h, &h.pin), 0);
+	t0 = tu_now_ms();
+	assert_int_equal(gm_convert_ex(s, 0, 8 * PG, GM_ATTR_PRIVATE,
+				       GM_CONVERT_REVOKE, &co),
+			 -EBUSY);
+	assert_true(tu_now_ms() - t0 < 5000);
+	assert_int_equal(co.error_offset, 2 * PG);
+	assert_true(h.calls > 1);
+	assert_false(h.bad_pin);
+	assert_int_equal(gm_range_is(s, 0, 8 * PG, GM_ATTR_SHARED), 1);
+	assert_int_equal(pins_active(s), 1);
+	gm_unpin(h.pin);
+	assert_int_equal(pins_active(s), 0);
+	gm_store_destroy(s);
+}
+
 static void test_revoke_not_revocable(void **state)
 {
 	struct gm_store *s = tu_store(8 * PG, GM_STORE_INIT_SHARED);
@@ -563,6 +689,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_revoke_sync),
 		cmocka_unit_test(test_revoke_thread),
 		cmocka_unit_test(test_revoke_timeout),
+		cmocka_unit_test(test_revoke_forever),
+		cmocka_unit_test(test_revoke_late_pin),
+		cmocka_unit_test(test_revoke_repinned),
 		cmocka_unit_test(test_revoke_not_revocable),
 		cmocka_unit_test(test_revoke_reentry),
 		cmocka_unit_test(test_pin_bookkeeping),

@@ -207,7 +207,11 @@ int gm_convert(struct gm_store *store, uint64_t off, uint64_t len,
 
 struct gm_convert_opts {
 	size_t sz; /* sizeof(struct gm_convert_opts) */
-	/* GM_CONVERT_REVOKE: how long to wait for pins to go; 0: 100 ms */
+	/*
+	 * GM_CONVERT_REVOKE: how long to wait for pins to go; 0: 100 ms;
+	 * UINT64_MAX: wait forever (a longer wait than the clock can hold
+	 * waits forever too).
+	 */
 	uint64_t revoke_timeout_ns;
 	/*
 	 * out: on failure, the first offset that caused it (else off). Out
@@ -284,7 +288,10 @@ enum {
 /*
  * Called (from the thread converting with GM_CONVERT_REVOKE) to ask the
  * holder of a long-term pin to release it; the holder calls gm_unpin, now
- * or later from any thread.
+ * or later from any thread. It may come as soon as the pin exists, before
+ * gm_pin_revocable returns (*out is set by then), and while the holder
+ * unpins on its own: the pin stays allocated until the callback returns,
+ * and a gm_unpin of a pin already unpinned does nothing meanwhile.
  */
 typedef void (*gm_revoke_fn)(struct gm_pin *pin, void *opaque);
 
