@@ -72,11 +72,13 @@ static uint64_t host_touches(struct gm_store *s, const struct pattern *p,
 		if (off + len > gm_store_size(s) ||
 		    gm_range_is(s, off, len, GM_ATTR_SHARED) != 1)
 			continue;
+		/* the host touches the range: opened, not held */
 		ret = gm_view_open(s, off, len);
 		if (ret == -ENOSPC)
 			(*refused)++;
 		else
-			must(ret, "gm_view_open");
+			must(ret ? ret : gm_view_release(s, off, len),
+			     "gm_view_open");
 		must(gm_read(s, off, buf, sizeof(buf)), "gm_read");
 		n++;
 	}

@@ -480,17 +480,32 @@ static void op_write(struct reader *r)
 static void op_view_open(struct reader *r)
 {
 	uint64_t s = rd(r, 1) % z.np, e = s + 1 + rd(r, 1) % (z.np - s);
-	bool priv = any_private(s, e);
+	bool priv = any_private(s, e), excl = false;
 	int ret;
 
+	/* A hold is a pin that is not exclusive. */
+	for (int i = 0; i < MAXPINS; i++)
+		excl |= z.pins[i].active && z.pins[i].s < e &&
+			s < z.pins[i].e && (z.pins[i].flags & GM_PIN_EXCLUSIVE);
 	ret = gm_view_open(z.st, s * PG, (e - s) * PG);
 	if (priv)
 		FZ_CHECK(ret == -EFAULT, "gm_view_open of private: %d", ret);
+	else if (excl)
+		FZ_CHECK(ret == -EBUSY || ret == -ENOSPC,
+			 "gm_view_open of an exclusive pin's pages: %d", ret);
 	else
 		FZ_CHECK(ret == 0 || ret == -ENOSPC, "gm_view_open: %d", ret);
-	if (ret == 0)
-		FZ_CHECK(gm_view_is_open(z.st, s * PG, (e - s) * PG) == 1,
-			 "gm_view_open succeeded but the range is not open");
+	if (ret != 0)
+		return;
+	FZ_CHECK(gm_view_is_open(z.st, s * PG, (e - s) * PG) == 1,
+		 "gm_view_open succeeded but the range is not open");
+	/* One release per hold; the pages stay open until a conversion. */
+	FZ_CHECK(gm_view_release(z.st, s * PG, (e - s) * PG) == 0,
+		 "gm_view_release of a hold");
+	FZ_CHECK(gm_view_release(z.st, s * PG, (e - s) * PG) == -ENOENT,
+		 "gm_view_release without a hold");
+	FZ_CHECK(gm_view_is_open(z.st, s * PG, (e - s) * PG) == 1,
+		 "gm_view_release closed the range");
 }
 
 /* Write through the view where open, or through a pin's pointer. */

@@ -26,8 +26,14 @@ struct gm_range {
  * A pin is linked into store->pins only once fully built, and freed by
  * whoever drops its last reference (see lib/pin.c).
  */
+/* pin.c: a pin that is gm_view_open's hold of the view (no own mapping) */
+#define PIN_VIEW_ONLY (1u << 31)
+
 struct gm_pin {
 	struct pin_node node; /* pages [first, end), in store->pins */
+	struct pin_node view_hold; /* in store->view_holds while view_held */
+	bool view_held; /* the pointer is into the view, held open */
+	bool view_only; /* gm_view_open's: released by gm_view_release */
 	struct gm_store *store;
 	gm_revoke_fn revoke;
 	void *opaque;
@@ -90,6 +96,8 @@ struct gm_store {
 	struct emap *view_map; /* VIEW_OPEN / VIEW_CLOSED per page */
 	struct gm_range *hv; /* hypervisor-visible ranges, sorted */
 	unsigned int nr_hv;
+	/* held open: no conversion closes them (gm_pin.view_hold) */
+	struct pin_tree view_holds;
 
 	pthread_mutex_t pin_lock;
 	pthread_cond_t pin_released;
@@ -165,6 +173,15 @@ int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end,
 			struct gm_view_log *log);
 void gm_view_undo_close(struct gm_store *store, struct gm_view_log *log);
 void gm_view_log_free(struct gm_view_log *log);
+/*
+ * Open [start, end) and hold it open until gm_view_unhold: no conversion
+ * closes held pages (but a conversion of them to private, which the holder
+ * must prevent: pins refuse it). 0, or -ENOSPC if the budget does not
+ * allow opening them. Caller holds lock (read).
+ */
+int gm_view_hold(struct gm_store *store, struct pin_node *hold, uint64_t start,
+		 uint64_t end);
+void gm_view_unhold(struct gm_store *store, struct pin_node *hold);
 /* Whether every page of [start, end) is open. Caller holds lock. */
 bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end);
 /* Copy between buf and pages known to be shared; caller holds lock. */
@@ -187,9 +204,6 @@ int gm_window_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
 /* pin.c: first pinned byte offset overlapping [start, end), or UINT64_MAX */
 uint64_t gm_pins_first_overlap(struct gm_store *store, uint64_t start,
 			       uint64_t end);
-/* Pinned page ranges overlapping [start, end), for the view; under lock. */
-int gm_pins_ranges(struct gm_store *store, uint64_t start, uint64_t end,
-		   struct gm_range **out, unsigned int *nr);
 /* Ask revocable pins over [start, end) to go and wait up to timeout_ns. */
 int gm_pins_revoke(struct gm_store *store, uint64_t start, uint64_t end,
 		   uint64_t timeout_ns, uint64_t *error_offset);

@@ -45,11 +45,23 @@ static bool put_locked(struct gm_pin *pin)
 	return --pin->refs == 0;
 }
 
+/* Give up the pin's way into the store: its view hold or its mapping. */
+static void drop_access(struct gm_pin *pin)
+{
+	if (pin->view_held) {
+		gm_view_unhold(pin->store, &pin->view_hold);
+		pin->view_held = false;
+	}
+	if (pin->own_map) {
+		munmap(pin->own_map, pin_bytes(pin));
+		pin->own_map = NULL;
+	}
+}
+
 static void pin_free(struct gm_pin *pin)
 {
-	/* Only a pin never linked still has its mapping (gm_unpin unmaps). */
-	if (pin->own_map)
-		munmap(pin->own_map, pin_bytes(pin));
+	/* Only a pin never linked still has its access (gm_unpin drops it). */
+	drop_access(pin);
 	free(pin);
 }
 
@@ -101,7 +113,7 @@ static void unlink_locked(struct gm_store *store, struct gm_pin *pin)
  */
 static int pin_build(struct gm_store *store, uint64_t off, uint64_t len,
 		     unsigned int flags, gm_revoke_fn revoke, void *opaque,
-		     struct gm_pin **out)
+		     const char *what, struct gm_pin **out)
 {
 	uint64_t start = off >> GM_PAGE_SHIFT,
 		 end = (off + len) >> GM_PAGE_SHIFT;
@@ -110,7 +122,7 @@ static int pin_build(struct gm_store *store, uint64_t off, uint64_t len,
 
 	pin = calloc(1, sizeof(*pin));
 	if (!pin)
-		return gm_error(-ENOMEM, "gm_pin: allocating the pin");
+		return gm_error(-ENOMEM, "%s: allocating the pin", what);
 	*pin = (struct gm_pin){ .node = { .first = start,
 					  .end = end,
 					  .exclusive =
@@ -118,19 +130,28 @@ static int pin_build(struct gm_store *store, uint64_t off, uint64_t len,
 				.store = store,
 				.revoke = revoke,
 				.opaque = opaque,
+				.view_only = flags & PIN_VIEW_ONLY,
 				.refs = 1 };
 	/*
-	 * The pinned pages cannot be closed in the view while pinned, nor
-	 * before the pin is linked (the caller's read lock keeps conversions
-	 * out), so a view pointer stays valid; past the view budget, a
-	 * mapping of its own.
+	 * A hold of the view keeps the pages open (no conversion closes held
+	 * pages), so a view pointer stays valid; past the view budget, a
+	 * mapping of its own, unless the pin is a hold of the view only.
 	 */
-	if (gm_view_open_pages(store, start, end) == 0) {
+	if (!gm_view_hold(store, &pin->view_hold, start, end)) {
+		pin->view_held = true;
 		pin->ptr = store->view + off;
+	} else if (pin->view_only) {
+		put(pin);
+		return gm_error(-ENOSPC,
+				"%s: [0x%llx, 0x%llx) cannot be opened within "
+				"the view budget of %u extents",
+				what, (unsigned long long)off,
+				(unsigned long long)(off + len),
+				store->view_budget);
 	} else {
 		pin->own_map = gm_map_window(store, off, len);
 		if (!pin->own_map) {
-			ret = gm_error(-errno, "gm_pin: mapping the pin");
+			ret = gm_error(-errno, "%s: mapping the pin", what);
 			put(pin);
 			return ret;
 		}
@@ -140,33 +161,30 @@ static int pin_build(struct gm_store *store, uint64_t off, uint64_t len,
 	return 0;
 }
 
-int gm_pin_revocable(struct gm_store *store, uint64_t off, uint64_t len,
-		     unsigned int flags, gm_revoke_fn revoke, void *opaque,
-		     struct gm_pin **out)
+/*
+ * A pin, or with PIN_VIEW_ONLY a hold of the view (gm_view_open). Checked
+ * arguments; `what` names the entry point in messages.
+ */
+static int pin_make(struct gm_store *store, uint64_t off, uint64_t len,
+		    unsigned int flags, gm_revoke_fn revoke, void *opaque,
+		    const char *what, struct gm_pin **out)
 {
 	uint64_t start, end, bad, where = 0;
 	struct gm_pin *pin = NULL;
 	int ret;
 
-	ret = gm_check_range(store, off, len, "gm_pin");
-	if (!ret && (flags & ~GM_PIN_EXCLUSIVE))
-		ret = gm_error(-EINVAL, "gm_pin: unknown flags 0x%x",
-			       flags & ~GM_PIN_EXCLUSIVE);
-	if (!ret && !out)
-		ret = gm_error(-EINVAL, "gm_pin: out is NULL");
-	if (!ret)
-		ret = gm_read_lock(store, "gm_pin");
+	ret = gm_read_lock(store, what);
 	if (ret)
 		return ret;
 	start = off >> GM_PAGE_SHIFT;
 	end = (off + len) >> GM_PAGE_SHIFT;
 	bad = gm_attr_find_not(store, start, end, GM_ATTR_SHARED);
 	if (bad < end) {
-		ret = gm_error(-EFAULT, "gm_pin: page at 0x%llx is private",
+		ret = gm_error(-EFAULT, "%s: page at 0x%llx is private", what,
 			       (unsigned long long)(bad << GM_PAGE_SHIFT));
 		goto out;
 	}
-	ret = pin_build(store, off, len, flags, revoke, opaque, &pin);
+	ret = pin_build(store, off, len, flags, revoke, opaque, what, &pin);
 	if (ret)
 		goto out;
 
@@ -186,7 +204,7 @@ int gm_pin_revocable(struct gm_store *store, uint64_t off, uint64_t len,
 		gm_stat_add(&store->stats.pins, 1);
 	put(pin);
 	if (ret)
-		ret = gm_error(ret, "gm_pin: page at 0x%llx is pinned %s",
+		ret = gm_error(ret, "%s: page at 0x%llx is pinned %s", what,
 			       (unsigned long long)where,
 			       (flags & GM_PIN_EXCLUSIVE) ? "already" :
 							    "exclusively");
@@ -195,16 +213,52 @@ out:
 	return ret;
 }
 
+int gm_pin_revocable(struct gm_store *store, uint64_t off, uint64_t len,
+		     unsigned int flags, gm_revoke_fn revoke, void *opaque,
+		     struct gm_pin **out)
+{
+	int ret;
+
+	ret = gm_check_range(store, off, len, "gm_pin");
+	if (!ret && (flags & ~GM_PIN_EXCLUSIVE))
+		ret = gm_error(-EINVAL, "gm_pin: unknown flags 0x%x",
+			       flags & ~GM_PIN_EXCLUSIVE);
+	if (!ret && !out)
+		ret = gm_error(-EINVAL, "gm_pin: out is NULL");
+	if (ret)
+		return ret;
+	return pin_make(store, off, len, flags, revoke, opaque, "gm_pin", out);
+}
+
 int gm_pin(struct gm_store *store, uint64_t off, uint64_t len,
 	   unsigned int flags, struct gm_pin **out)
 {
 	return gm_pin_revocable(store, off, len, flags, NULL, NULL, out);
 }
 
+/* The rest of gm_unpin, once the caller has claimed the pin. */
+static void unpin_claimed(struct gm_pin *pin)
+{
+	struct gm_store *store = pin->store;
+	bool last;
+
+	/*
+	 * The pin's way into the store goes while the pin still holds its
+	 * pages: once unlinked, they may become private at once.
+	 */
+	drop_access(pin);
+	pthread_mutex_lock(&store->pin_lock);
+	unlink_locked(store, pin);
+	last = put_locked(pin);
+	pthread_mutex_unlock(&store->pin_lock);
+	if (last)
+		pin_free(pin);
+}
+
 void gm_unpin(struct gm_pin *pin)
 {
 	struct gm_store *store;
-	bool claimed, last;
+	bool claimed;
 
 	if (!pin)
 		return;
@@ -214,22 +268,8 @@ void gm_unpin(struct gm_pin *pin)
 	claimed = !pin->unpinning;
 	pin->unpinning = true;
 	pthread_mutex_unlock(&store->pin_lock);
-	if (!claimed)
-		return;
-	/*
-	 * The pin's own mapping goes while the pin still holds its pages:
-	 * once unlinked, they may become private at once.
-	 */
-	if (pin->own_map) {
-		munmap(pin->own_map, pin_bytes(pin));
-		pin->own_map = NULL;
-	}
-	pthread_mutex_lock(&store->pin_lock);
-	unlink_locked(store, pin);
-	last = put_locked(pin);
-	pthread_mutex_unlock(&store->pin_lock);
-	if (last)
-		pin_free(pin);
+	if (claimed)
+		unpin_claimed(pin);
 }
 
 void *gm_pin_ptr(const struct gm_pin *pin)
@@ -265,43 +305,6 @@ uint64_t gm_pins_first_overlap(struct gm_store *store, uint64_t start,
 	first = first_overlap_locked(store, start, end);
 	pthread_mutex_unlock(&store->pin_lock);
 	return first;
-}
-
-struct range_list {
-	struct gm_range *r; /* NULL: count only */
-	unsigned int nr;
-};
-
-static int add_range(struct pin_node *n, void *arg)
-{
-	struct range_list *l = arg;
-
-	if (l->r)
-		l->r[l->nr] = (struct gm_range){ n->first, n->end };
-	l->nr++;
-	return 0;
-}
-
-int gm_pins_ranges(struct gm_store *store, uint64_t start, uint64_t end,
-		   struct gm_range **out, unsigned int *nr)
-{
-	struct range_list l = { 0 };
-	int ret = 0;
-
-	pthread_mutex_lock(&store->pin_lock);
-	pin_tree_visit(&store->pins, start, end, add_range, &l);
-	if (l.nr) {
-		l.r = malloc(l.nr * sizeof(*l.r));
-		if (!l.r)
-			ret = -ENOMEM;
-		l.nr = 0;
-	}
-	if (l.r)
-		pin_tree_visit(&store->pins, start, end, add_range, &l);
-	pthread_mutex_unlock(&store->pin_lock);
-	*out = l.r;
-	*nr = l.nr;
-	return ret;
 }
 
 /* The pins of one round of gm_pins_revoke. */
@@ -440,4 +443,57 @@ int gm_pins_revoke(struct gm_store *store, uint64_t start, uint64_t end,
 	}
 	pthread_mutex_unlock(&store->pin_lock);
 	return ret;
+}
+
+/* ---- holds of the host view: gm_view_open, gm_view_release ---- */
+
+int gm_view_open(struct gm_store *store, uint64_t off, uint64_t len)
+{
+	struct gm_pin *pin;
+	int ret = gm_check_range(store, off, len, "gm_view_open");
+
+	if (ret)
+		return ret;
+	return pin_make(store, off, len, PIN_VIEW_ONLY, NULL, NULL,
+			"gm_view_open", &pin);
+}
+
+struct hold_search {
+	uint64_t start, end;
+	struct gm_pin *found;
+};
+
+static int match_hold(struct pin_node *n, void *arg)
+{
+	struct hold_search *h = arg;
+	struct gm_pin *p = pin_of(n);
+
+	if (!p->view_only || p->unpinning || n->first != h->start ||
+	    n->end != h->end)
+		return 0;
+	h->found = p;
+	p->unpinning = true; /* claimed, under pin_lock */
+	return 1;
+}
+
+int gm_view_release(struct gm_store *store, uint64_t off, uint64_t len)
+{
+	struct hold_search h;
+	int ret = gm_check_range(store, off, len, "gm_view_release");
+
+	if (ret)
+		return ret;
+	h = (struct hold_search){ .start = off >> GM_PAGE_SHIFT,
+				  .end = (off + len) >> GM_PAGE_SHIFT };
+	pthread_mutex_lock(&store->pin_lock);
+	pin_tree_visit(&store->pins, h.start, h.end, match_hold, &h);
+	pthread_mutex_unlock(&store->pin_lock);
+	if (!h.found)
+		return gm_error(-ENOENT,
+				"gm_view_release: no gm_view_open holds "
+				"exactly [0x%llx, 0x%llx)",
+				(unsigned long long)off,
+				(unsigned long long)(off + len));
+	unpin_claimed(h.found);
+	return 0;
 }

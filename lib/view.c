@@ -119,16 +119,13 @@ static int open_piece(struct gm_store *store, uint64_t s, uint64_t e)
 	return 0;
 }
 
-uint64_t gm_view_open_pages(struct gm_store *store, uint64_t start,
+/* Open what is closed of [start, end) within the budget; view_lock held. */
+static uint64_t open_locked(struct gm_store *store, uint64_t start,
 			    uint64_t end)
 {
 	uint64_t left = 0, S, E, s, e;
 	uint8_t v;
 
-	/* Pages already open (the common case) need no exclusive lock. */
-	if (gm_view_pages_open(store, start, end))
-		return 0;
-	pthread_rwlock_wrlock(&store->view_lock);
 	for (s = start; s < end; s = e) {
 		emap_extent(store->view_map, s, &S, &E, &v);
 		e = E < end ? E : end;
@@ -138,8 +135,43 @@ uint64_t gm_view_open_pages(struct gm_store *store, uint64_t start,
 		    open_piece(store, s, e))
 			left += e - s;
 	}
+	return left;
+}
+
+uint64_t gm_view_open_pages(struct gm_store *store, uint64_t start,
+			    uint64_t end)
+{
+	uint64_t left;
+
+	/* Pages already open (the common case) need no exclusive lock. */
+	if (gm_view_pages_open(store, start, end))
+		return 0;
+	pthread_rwlock_wrlock(&store->view_lock);
+	left = open_locked(store, start, end);
 	pthread_rwlock_unlock(&store->view_lock);
 	return left;
+}
+
+int gm_view_hold(struct gm_store *store, struct pin_node *hold, uint64_t start,
+		 uint64_t end)
+{
+	uint64_t left;
+
+	pthread_rwlock_wrlock(&store->view_lock);
+	left = open_locked(store, start, end);
+	if (!left) {
+		*hold = (struct pin_node){ .first = start, .end = end };
+		pin_tree_insert(&store->view_holds, hold);
+	}
+	pthread_rwlock_unlock(&store->view_lock);
+	return left ? -ENOSPC : 0;
+}
+
+void gm_view_unhold(struct gm_store *store, struct pin_node *hold)
+{
+	pthread_rwlock_wrlock(&store->view_lock);
+	pin_tree_remove(&store->view_holds, hold);
+	pthread_rwlock_unlock(&store->view_lock);
 }
 
 bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end)
@@ -224,39 +256,63 @@ static int close_except(struct gm_store *store, uint64_t s, uint64_t e,
 	return 0;
 }
 
+/* Ranges to keep open, and the range [s, e) in which no hold counts. */
+struct keep_list {
+	struct gm_range *r;
+	unsigned int nr;
+	uint64_t s, e;
+};
+
+static int count_hold(struct pin_node *n, void *arg)
+{
+	(*(unsigned int *)arg)++;
+	return 0;
+}
+
+/* A hold's pages outside [k->s, k->e): at most two pieces. */
+static int keep_hold(struct pin_node *n, void *arg)
+{
+	struct keep_list *k = arg;
+
+	if (n->first < k->s)
+		k->r[k->nr++] =
+			(struct gm_range){ n->first,
+					   n->end < k->s ? n->end : k->s };
+	if (n->end > k->e)
+		k->r[k->nr++] =
+			(struct gm_range){ n->first > k->e ? n->first : k->e,
+					   n->end };
+	return 0;
+}
+
 /*
  * Closing the middle of an open run costs extents; past the budget, close
- * the whole run instead (but for the pages that must stay open), which
- * never costs any.
+ * the whole run [S, E) instead, which never costs any, but for the pages
+ * that must stay open: hypervisor-visible ranges, and outside [s, e) held
+ * pages (pins, gm_view_open). Inside [s, e), the pages becoming private, no
+ * hold keeps a page open (one going away may still be in the tree).
  */
 static int close_run(struct gm_store *store, uint64_t s, uint64_t e, uint64_t S,
 		     uint64_t E, struct gm_view_log *log)
 {
-	struct gm_range *keep = NULL;
-	unsigned int nr_keep = 0, nr_pins = 0;
-	struct gm_range *pins = NULL;
+	struct keep_list keep = { .s = s, .e = e };
+	unsigned int nr_holds = 0;
 	int ret;
 
 	if (within_budget(store, extent_delta(store, s, e, S, E)))
 		return close_except(store, s, e, store->hv, store->nr_hv, log);
 
-	ret = gm_pins_ranges(store, S, E, &pins, &nr_pins);
-	if (ret)
-		return ret;
-	keep = malloc((store->nr_hv + nr_pins + 1) * sizeof(*keep));
-	if (!keep) {
-		free(pins);
+	pin_tree_visit(&store->view_holds, S, E, count_hold, &nr_holds);
+	keep.r = malloc((store->nr_hv + 2 * nr_holds + 1) * sizeof(*keep.r));
+	if (!keep.r)
 		return -ENOMEM;
-	}
 	if (store->nr_hv)
-		memcpy(keep, store->hv, store->nr_hv * sizeof(*keep));
-	if (nr_pins)
-		memcpy(keep + store->nr_hv, pins, nr_pins * sizeof(*keep));
-	nr_keep = store->nr_hv + nr_pins;
-	qsort(keep, nr_keep, sizeof(*keep), cmp_range);
-	ret = close_except(store, S, E, keep, nr_keep, log);
-	free(keep);
-	free(pins);
+		memcpy(keep.r, store->hv, store->nr_hv * sizeof(*keep.r));
+	keep.nr = store->nr_hv;
+	pin_tree_visit(&store->view_holds, S, E, keep_hold, &keep);
+	qsort(keep.r, keep.nr, sizeof(*keep.r), cmp_range);
+	ret = close_except(store, S, E, keep.r, keep.nr, log);
+	free(keep.r);
 	return ret;
 }
 
@@ -356,34 +412,6 @@ int gm_view_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
 void *gm_view_base(struct gm_store *store)
 {
 	return store ? store->view : NULL;
-}
-
-int gm_view_open(struct gm_store *store, uint64_t off, uint64_t len)
-{
-	uint64_t start, end, bad;
-	int ret;
-
-	ret = gm_check_range(store, off, len, "gm_view_open");
-	if (!ret)
-		ret = gm_read_lock(store, "gm_view_open");
-	if (ret)
-		return ret;
-	start = off >> GM_PAGE_SHIFT;
-	end = (off + len) >> GM_PAGE_SHIFT;
-	bad = gm_attr_find_not(store, start, end, GM_ATTR_SHARED);
-	if (bad < end)
-		ret = gm_error(-EFAULT,
-			       "gm_view_open: page at 0x%llx is private",
-			       (unsigned long long)(bad << GM_PAGE_SHIFT));
-	else if (gm_view_open_pages(store, start, end))
-		ret = gm_error(
-			-ENOSPC,
-			"gm_view_open: [0x%llx, 0x%llx) cannot be opened "
-			"within the view budget of %u extents",
-			(unsigned long long)off,
-			(unsigned long long)(off + len), store->view_budget);
-	gm_read_unlock(store);
-	return ret;
 }
 
 int gm_view_is_open(struct gm_store *store, uint64_t off, uint64_t len)

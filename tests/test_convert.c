@@ -70,6 +70,7 @@ static void test_in_place_keeps_bytes(void **state)
 		/* Through the view too (open it first in lazy mode). */
 		assert_int_equal(gm_view_open(s, 0, n * PG), 0);
 		assert_int_equal(tu_pat_check(view, n * PG, 0, 11), n * PG);
+		assert_int_equal(gm_view_release(s, 0, n * PG), 0);
 		gm_store_destroy(s);
 	}
 }
@@ -99,6 +100,7 @@ static void test_destructive_zeroes(void **state)
 		expect_zero(s, 2 * PG, 3 * PG);
 		assert_int_equal(gm_view_open(s, 2 * PG, 3 * PG), 0);
 		assert_int_equal(tu_zero_check(view + 2 * PG, 3 * PG), 3 * PG);
+		assert_int_equal(gm_view_release(s, 2 * PG, 3 * PG), 0);
 
 		/* Private -> shared, destructive. */
 		tu_write_pattern(s, 8 * PG, 4 * PG, 22);
@@ -111,6 +113,7 @@ static void test_destructive_zeroes(void **state)
 		assert_int_equal(tu_zero_check(raw + 8 * PG, 4 * PG), 4 * PG);
 		assert_int_equal(gm_view_open(s, 8 * PG, 4 * PG), 0);
 		assert_int_equal(tu_zero_check(view + 8 * PG, 4 * PG), 4 * PG);
+		assert_int_equal(gm_view_release(s, 8 * PG, 4 * PG), 0);
 
 		/*
 		 * Only the pages that change state are discarded: pages 13 and

@@ -81,7 +81,7 @@ static void test_private_faults(void **state)
 	assert_int_equal(gm_view_open(s, 2 * PG, PG), -EFAULT);
 	assert_int_equal(gm_view_open(s, 1, PG), -EINVAL);
 	assert_int_equal(gm_view_open(s, 0, (n + 1) * PG), -ERANGE);
-	gm_store_destroy(s);
+	assert_int_equal(gm_store_destroy(s), 0);
 }
 
 static void test_lazy(void **state)
@@ -119,11 +119,14 @@ static void test_lazy(void **state)
 	assert_int_equal(gm_read(s, 5 * PG + 8, buf, sizeof(buf)), 0);
 	assert_int_equal(gm_view_is_open(s, 5 * PG, PG), 1);
 	assert_int_equal(tu_probe(v + 5 * PG, true), 0);
-	/* Closed again by a conversion to private. */
+	/* Held pages cannot become private; released, they close again. */
+	assert_int_equal(gm_convert(s, 0, 8 * PG, GM_ATTR_PRIVATE, 0), -EBUSY);
+	assert_int_equal(gm_view_release(s, 0, 2 * PG), 0);
+	assert_int_equal(gm_view_is_open(s, 0, 2 * PG), 1);
 	assert_int_equal(gm_convert(s, 0, 8 * PG, GM_ATTR_PRIVATE, 0), 0);
 	assert_int_equal(tu_probe(v, false), SIGSEGV);
 	assert_int_equal(tu_probe(v + 5 * PG, false), SIGSEGV);
-	gm_store_destroy(s);
+	assert_int_equal(gm_store_destroy(s), 0);
 }
 
 static void test_hv_visible(void **state)
@@ -182,7 +185,7 @@ static void test_hv_visible(void **state)
 		assert_int_equal(gm_read(s, 4 * PG, buf, 4), 0);
 		assert_int_equal(tu_zero_check(buf, 4), 4);
 		assert_int_equal(tu_zero_check(v + 4 * PG, 2 * PG), 2 * PG);
-		gm_store_destroy(s);
+		assert_int_equal(gm_store_destroy(s), 0);
 	}
 }
 
@@ -225,15 +228,156 @@ static void test_budget(void **state)
 	assert_true(gm_view_extent_count(s) <= 8);
 	/* Opening what cannot fit: -ENOSPC, still reachable by gm_read. */
 	{
+		uint64_t i;
 		int r = 0;
 
-		for (uint64_t i = 1; i < n && !r; i += 2)
+		for (i = 1; i < n && !r; i += 2)
 			r = gm_view_open(s, i * PG, PG);
 		assert_int_equal(r, -ENOSPC);
 		assert_true(strlen(gm_last_error()) > 0);
+		for (i -= 4; i < n; i -= 2)
+			assert_int_equal(gm_view_release(s, i * PG, PG), 0);
 	}
 	assert_true(gm_view_extent_count(s) <= 8);
-	gm_store_destroy(s);
+	assert_int_equal(gm_store_destroy(s), 0);
+}
+
+/*
+ * gm_view_open holds its pages open until gm_view_release: conversions
+ * elsewhere never close them, whatever the budget asks, and conversions of
+ * them to private are refused.
+ */
+static void test_hold(void **state)
+{
+	const uint64_t n = 64;
+	struct gm_store_opts o;
+	struct gm_store *s;
+	uint8_t *v;
+
+	tu_opts(&o, n * PG, GM_STORE_INIT_SHARED);
+	o.view_budget = 4;
+	s = tu_store_with(&o);
+	v = gm_view_base(s);
+	/* The case: budget 4, hold page 30, convert page 20. */
+	assert_int_equal(gm_view_open(s, 30 * PG, PG), 0);
+	assert_int_equal(gm_convert(s, 20 * PG, PG, GM_ATTR_PRIVATE, 0), 0);
+	assert_int_equal(gm_view_is_open(s, 30 * PG, PG), 1);
+	assert_int_equal(tu_probe(v + 30 * PG, true), 0);
+	/* Every other page private around it: still open. */
+	for (uint64_t i = 0; i < n; i += 2)
+		if (i != 30)
+			assert_int_equal(
+				gm_convert(s, i * PG, PG, GM_ATTR_PRIVATE, 0),
+				0);
+	assert_int_equal(gm_view_is_open(s, 30 * PG, PG), 1);
+	assert_int_equal(tu_probe(v + 30 * PG, true), 0);
+	/* Holds may pass the budget by two extents each, no more. */
+	assert_true(gm_view_extent_count(s) <= 4 + 2);
+	/* Held pages cannot become private, revocation or not. */
+	assert_int_equal(gm_convert(s, 30 * PG, PG, GM_ATTR_PRIVATE, 0),
+			 -EBUSY);
+	assert_int_equal(gm_convert(s, 29 * PG, 4 * PG, GM_ATTR_PRIVATE,
+				    GM_CONVERT_REVOKE),
+			 -EBUSY);
+	/* Counted: two holds need two releases, each of the same range. */
+	assert_int_equal(gm_view_open(s, 30 * PG, PG), 0);
+	/* (and a store with holds cannot be destroyed) */
+	assert_int_equal(gm_store_destroy(s), -EBUSY);
+	assert_int_equal(gm_view_release(s, 30 * PG, PG), 0);
+	assert_int_equal(gm_convert(s, 30 * PG, PG, GM_ATTR_PRIVATE, 0),
+			 -EBUSY);
+	assert_int_equal(gm_view_release(s, 29 * PG, 2 * PG), -ENOENT);
+	assert_int_equal(gm_view_release(s, 30 * PG, PG), 0);
+	assert_int_equal(gm_view_release(s, 30 * PG, PG), -ENOENT);
+	assert_int_equal(gm_view_release(s, 1, PG), -EINVAL);
+	/* Released: an ordinary page again. */
+	assert_int_equal(gm_convert(s, 30 * PG, PG, GM_ATTR_PRIVATE, 0), 0);
+	assert_int_equal(tu_probe(v + 30 * PG, false), SIGSEGV);
+	assert_int_equal(gm_store_destroy(s), 0);
+}
+
+#define HOLD_PAGES 96
+#define MAX_HOLDS 16
+
+/* Random holds, releases and conversions under a small budget. */
+static void test_hold_random(void **state)
+{
+	uint64_t seed = tu_seed("test_hold_random", 0x401d5);
+	struct {
+		uint64_t s, e;
+	} holds[MAX_HOLDS];
+	uint8_t attr[HOLD_PAGES] = { 0 }; /* GM_ATTR_SHARED */
+	unsigned int nr = 0, held[HOLD_PAGES] = { 0 };
+	struct gm_store_opts o;
+	struct gm_store *s;
+	uint8_t *v;
+
+	tu_opts(&o, HOLD_PAGES * PG, GM_STORE_INIT_SHARED);
+	o.view_budget = 6;
+	s = tu_store_with(&o);
+	v = gm_view_base(s);
+	for (int round = 0; round < 3000; round++) {
+		uint64_t a = tu_rand(&seed) % HOLD_PAGES;
+		uint64_t e = a + 1 + tu_rand(&seed) % 6;
+		unsigned int op = tu_rand(&seed) % 8, k;
+		bool any_held = false, any_private = false;
+		int ret;
+
+		e = e > HOLD_PAGES ? HOLD_PAGES : e;
+		for (uint64_t p = a; p < e; p++) {
+			any_held |= held[p] > 0;
+			any_private |= attr[p] == GM_ATTR_PRIVATE;
+		}
+		if (op < 2 && nr < MAX_HOLDS) {
+			ret = gm_view_open(s, a * PG, (e - a) * PG);
+			if (any_private) {
+				assert_int_equal(ret, -EFAULT);
+			} else if (ret == 0) {
+				holds[nr].s = a;
+				holds[nr++].e = e;
+				for (uint64_t p = a; p < e; p++)
+					held[p]++;
+			} else {
+				assert_int_equal(ret, -ENOSPC);
+			}
+		} else if (op < 4 && nr) {
+			k = tu_rand(&seed) % nr;
+			assert_int_equal(
+				gm_view_release(s, holds[k].s * PG,
+						(holds[k].e - holds[k].s) * PG),
+				0);
+			for (uint64_t p = holds[k].s; p < holds[k].e; p++)
+				held[p]--;
+			holds[k] = holds[--nr];
+		} else {
+			uint8_t to = op & 1;
+
+			ret = gm_convert(s, a * PG, (e - a) * PG, to, 0);
+			if (to == GM_ATTR_PRIVATE && any_held) {
+				assert_int_equal(ret, -EBUSY);
+			} else {
+				assert_int_equal(ret, 0);
+				memset(attr + a, to, e - a);
+			}
+		}
+		/* Every held page is open and usable. */
+		for (uint64_t p = 0; p < HOLD_PAGES; p++) {
+			if (!held[p])
+				continue;
+			assert_int_equal(attr[p], GM_ATTR_SHARED);
+			if (gm_view_is_open(s, p * PG, PG) != 1)
+				fail_msg("round %d: held page %llu closed",
+					 round, (unsigned long long)p);
+			assert_int_equal(tu_probe(v + p * PG, true), 0);
+		}
+		assert_true(gm_view_extent_count(s) <= 6 + 2 * nr);
+	}
+	while (nr--)
+		assert_int_equal(
+			gm_view_release(s, holds[nr].s * PG,
+					(holds[nr].e - holds[nr].s) * PG),
+			0);
+	assert_int_equal(gm_store_destroy(s), 0);
 }
 
 /* ---- the 4 GiB alternating pattern ---- */
@@ -298,7 +442,7 @@ static void test_vma_4g(void **state)
 		fprintf(stderr, "4 GiB, private -> odd pages shared: %llu ms\n",
 			(unsigned long long)(tu_now_ms() - t0));
 		vma_check(s, npages, 1);
-		gm_store_destroy(s);
+		assert_int_equal(gm_store_destroy(s), 0);
 	}
 	/* Start shared, make every odd page private. */
 	t0 = tu_now_ms();
@@ -320,7 +464,7 @@ static void test_vma_4g(void **state)
 		assert_int_equal(gm_convert(s, 0, size, GM_ATTR_SHARED, 0), 0);
 		assert_int_equal(gm_extent_count(s), 1);
 		assert_true(tu_maps_count() < 65530);
-		gm_store_destroy(s);
+		assert_int_equal(gm_store_destroy(s), 0);
 	}
 	/* The mappings were given back (sanitizers add a few of their own). */
 	assert_true(tu_maps_count() < maps0 + 1000);
@@ -333,6 +477,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_lazy),
 		cmocka_unit_test(test_hv_visible),
 		cmocka_unit_test(test_budget),
+		cmocka_unit_test(test_hold),
+		cmocka_unit_test(test_hold_random),
 		cmocka_unit_test(test_vma_4g),
 	};
 

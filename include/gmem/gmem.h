@@ -330,21 +330,37 @@ int gm_write(struct gm_store *store, uint64_t off, const void *buf, size_t len);
 /* ---- host view ---- */
 
 /*
- * The base of the store's mapping in this process. Private pages are
- * PROT_NONE there (touching one faults), as are shared pages not opened
- * yet (GM_STORE_VIEW_LAZY) or beyond the view budget. Hypervisor-visible
- * ranges are always mapped read/write. With the guest_memfd backing this
- * mapping can serve as a KVM memslot's userspace_addr.
+ * The base of the store's address range in this process (the host view).
+ * Open pages are mapped read/write from the store's fd. Private pages are
+ * not mapped from it at all (an anonymous PROT_NONE reservation: touching
+ * one faults, and no forced read reaches its bytes), nor are shared pages
+ * not opened yet (GM_STORE_VIEW_LAZY) or beyond the view budget.
+ * Hypervisor-visible ranges are always mapped read/write. Every mapping of
+ * the store is MADV_DONTDUMP and MADV_DONTFORK. With the guest_memfd
+ * backing this range can serve as a KVM memslot's userspace_addr.
  */
 void *gm_view_base(struct gm_store *store);
 
 /*
- * Open [off, off + len) in the host view so that gm_view_base() + off can be
- * used directly. -EFAULT if a page is private, -ENOSPC if the view budget
- * does not allow it. The pointer is not a pin: a later conversion to
- * private closes it again.
+ * Open [off, off + len) in the host view and hold it open, so that
+ * gm_view_base() + off can be used directly until gm_view_release of the
+ * same range (for example a virtio ring the VMM keeps a pointer into).
+ * While held, no conversion closes these pages: conversions elsewhere
+ * leave them open whatever the view budget asks (each hold may cost up to
+ * two extents beyond it), and conversions of them to private fail with
+ * -EBUSY, as for a pin that cannot be revoked. Holds are counted: n opens
+ * of a range need n releases of it. -EFAULT if a page is private, -ENOSPC
+ * if the view budget does not allow opening the range, -EBUSY if an
+ * exclusive pin holds a page. A hold counts as a pin in gm_stats and for
+ * gm_store_destroy.
  */
 int gm_view_open(struct gm_store *store, uint64_t off, uint64_t len);
+
+/*
+ * Release one hold of exactly [off, off + len) taken by gm_view_open.
+ * -ENOENT if there is none. The pages may then be closed by conversions.
+ */
+int gm_view_release(struct gm_store *store, uint64_t off, uint64_t len);
 
 /* 1 if every page of the range is accessible through the view, else 0. */
 int gm_view_is_open(struct gm_store *store, uint64_t off, uint64_t len);
