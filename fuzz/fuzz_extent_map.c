@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "extent_map.h"
+#include "testing/emap_testing.h"
 #include "fuzz_common.h"
 
 /* Enough for a 4 GiB group with a flat bitmap (1 boundary in 16 pages). */

@@ -37,23 +37,30 @@ void emap_extent(const struct emap *m, uint64_t page, uint64_t *start,
 		 uint64_t *end, uint8_t *val);
 
 /*
- * Make sure the next emap_set() of any range cannot fail: allocate ahead
- * whatever memory it may need. -ENOMEM leaves the map unchanged. Also gives
- * the parts of the map that the last set made dense their lookup directory
- * (without memory for it, lookups there just keep using the tree).
+ * Make sure the next emap_set() cannot fail: allocate ahead whatever memory
+ * it may need. -ENOMEM leaves the map unchanged. Also gives the parts of
+ * the map that the last set made dense their lookup directory (without
+ * memory for it, lookups there just keep using the tree), and trims chunks
+ * the last set left oversized.
  */
 int emap_reserve(struct emap *m);
 
 /*
- * Set pages [start, end) to val. start < end <= npages. Never fails after a
- * successful emap_reserve(); O(log extents + extents removed). Without one
- * (or when the map was used since), it first tops the reserve up itself; if
- * that runs out of memory the map is left unchanged. Bad arguments are
- * clamped (end to npages, val to EMAP_MAX_VALUE); an empty range is a no-op.
+ * Set pages [start, end) to val; O(log extents + extents removed).
+ *
+ * The contract: each emap_set() must follow its own successful
+ * emap_reserve() (no other emap_set() of the map in between). Then it
+ * cannot fail: it allocates nothing and always takes full effect, so a
+ * caller may commit to the change (count it, tell others) before making it.
+ * An emap_set() without such a reserve is a bug of the caller: it prints
+ * the broken contract to stderr and aborts, rather than do nothing.
+ *
+ * Bad arguments are clamped (end to npages, val to EMAP_MAX_VALUE); an
+ * empty range is a no-op (and still uses up the reserve).
  */
 void emap_set(struct emap *m, uint64_t start, uint64_t end, uint8_t val);
 
-/* emap_reserve() then emap_set(). */
+/* emap_reserve() then emap_set(): 0, -EINVAL, or -ENOMEM (map unchanged). */
 int emap_set_checked(struct emap *m, uint64_t start, uint64_t end, uint8_t val);
 
 /* Number of extents (>= 1). O(1). */
@@ -62,15 +69,6 @@ uint64_t emap_nr_extents(const struct emap *m);
 /* Heap bytes held by the map (nodes, leaves, reserve). O(1). */
 size_t emap_bytes(const struct emap *m);
 
-/* Testing hooks, for tests/ and fuzz/ only. */
-
-/* Allocations made by the map since its creation. */
-uint64_t emap_test_nr_allocs(const struct emap *m);
-/* Let the next n allocations succeed and fail the ones after (n < 0: none). */
-void emap_test_fail_after(struct emap *m, int64_t n);
-/* Check the map's invariants: 0, or a negative code naming the failure. */
-int emap_test_check(const struct emap *m);
-/* Directory pages the map holds, and flat bitmaps (flats != NULL). */
-uint64_t emap_test_nr_dirs(const struct emap *m, uint64_t *flats);
+/* Testing hooks (tests/ and fuzz/ only): lib/testing/emap_testing.h. */
 
 #endif /* GMEM_EXTENT_MAP_H */

@@ -32,6 +32,27 @@ const char *gm_backing_name(enum gm_backing backing)
 	return "unknown";
 }
 
+int gm_backing_parse(const char *name, enum gm_backing *out)
+{
+	static const enum gm_backing all[] = { GM_BACKING_AUTO,
+					       GM_BACKING_GUEST_MEMFD,
+					       GM_BACKING_MEMFD };
+
+	if (!name || !out)
+		return gm_error(-EINVAL, "gm_backing_parse: %s is NULL",
+				name ? "out" : "name");
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (!strcmp(name, gm_backing_name(all[i]))) {
+			*out = all[i];
+			return 0;
+		}
+	}
+	return gm_error(-EINVAL,
+			"gm_backing_parse: unknown backing '%s' (auto, "
+			"guest_memfd or memfd)",
+			name);
+}
+
 /*
  * KVM creates VM and guest_memfd fds without close-on-exec: set it, so that
  * an exec'd child never inherits a way to map the store. (Another thread
@@ -43,23 +64,97 @@ static int set_cloexec(int fd)
 	return fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
-/* A VM of the store's own, to hold its guest_memfd. */
-static int open_own_vm(struct gm_store *store)
+static void close_own(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/*
+ * The VM to create a guest_memfd on: vm_fd, or (vm_fd < 0) one of our own,
+ * opened into *own_kvm_fd and *own_vm_fd; -EOPNOTSUPP where the kernel has
+ * no guest_memfd with gmem_flags (what GM_BACKING_AUTO falls back on).
+ */
+static int guest_memfd_vm(int vm_fd, int *own_kvm_fd, int *own_vm_fd)
 {
 	int ret;
 
-	store->own_kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (store->own_kvm_fd < 0)
+	if (vm_fd < 0) {
+		*own_kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+		if (*own_kvm_fd < 0)
+			return gm_error(-EOPNOTSUPP,
+					"guest_memfd backing: /dev/kvm: %s",
+					strerror(errno));
+		ret = ioctl(*own_kvm_fd, KVM_CREATE_VM, 0);
+		if (ret < 0) {
+			ret = gm_error(-errno,
+				       "guest_memfd backing: KVM_CREATE_VM");
+			close_own(own_kvm_fd);
+			return ret;
+		}
+		vm_fd = *own_vm_fd = ret;
+		if (set_cloexec(ret)) {
+			ret = gm_error(-errno,
+				       "guest_memfd backing: FD_CLOEXEC");
+			close_own(own_vm_fd);
+			close_own(own_kvm_fd);
+			return ret;
+		}
+	}
+	ret = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
+	if (ret < 0 || ((uint64_t)ret & gmem_flags) != gmem_flags) {
+		close_own(own_vm_fd);
+		close_own(own_kvm_fd);
 		return gm_error(-EOPNOTSUPP,
-				"guest_memfd backing: /dev/kvm: %s",
-				strerror(errno));
-	ret = ioctl(store->own_kvm_fd, KVM_CREATE_VM, 0);
-	if (ret < 0)
-		return gm_error(-errno, "guest_memfd backing: KVM_CREATE_VM");
-	store->own_vm_fd = ret;
-	if (set_cloexec(ret))
-		return gm_error(-errno, "guest_memfd backing: FD_CLOEXEC");
-	return ret;
+				"guest_memfd backing: the kernel lacks "
+				"guest_memfd with MMAP|INIT_SHARED");
+	}
+	return vm_fd;
+}
+
+/*
+ * The one rule for the backing, of gm_store_create() and
+ * gm_backing_resolve(): want itself, but GM_BACKING_AUTO is guest_memfd
+ * where the kernel offers it (guest_memfd_vm()), else memfd. Returns the VM
+ * fd to create the guest_memfd on (see guest_memfd_vm()), 0 for memfd, or
+ * a negative errno.
+ */
+static int choose_backing(const char *what, enum gm_backing want, int vm_fd,
+			  int *own_kvm_fd, int *own_vm_fd, enum gm_backing *out)
+{
+	int ret;
+
+	switch (want) {
+	case GM_BACKING_AUTO:
+	case GM_BACKING_GUEST_MEMFD:
+		ret = guest_memfd_vm(vm_fd, own_kvm_fd, own_vm_fd);
+		if (ret == -EOPNOTSUPP && want == GM_BACKING_AUTO)
+			break;
+		if (ret >= 0)
+			*out = GM_BACKING_GUEST_MEMFD;
+		return ret;
+	case GM_BACKING_MEMFD:
+		break;
+	default:
+		return gm_error(-EINVAL, "%s: unknown backing %d", what,
+				(int)want);
+	}
+	*out = GM_BACKING_MEMFD;
+	return 0;
+}
+
+int gm_backing_resolve(enum gm_backing want, int vm_fd, enum gm_backing *out)
+{
+	int own_kvm_fd = -1, own_vm_fd = -1, ret;
+
+	if (!out)
+		return gm_error(-EINVAL, "gm_backing_resolve: out is NULL");
+	ret = choose_backing("gm_backing_resolve", want, vm_fd, &own_kvm_fd,
+			     &own_vm_fd, out);
+	close_own(&own_vm_fd);
+	close_own(&own_kvm_fd);
+	return ret < 0 ? ret : 0;
 }
 
 static int create_guest_memfd(struct gm_store *store, int vm_fd)
@@ -70,16 +165,6 @@ static int create_guest_memfd(struct gm_store *store, int vm_fd)
 	};
 	int ret;
 
-	if (vm_fd < 0) {
-		vm_fd = open_own_vm(store);
-		if (vm_fd < 0)
-			return vm_fd;
-	}
-	ret = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
-	if (ret < 0 || ((uint64_t)ret & gmem_flags) != gmem_flags)
-		return gm_error(-EOPNOTSUPP,
-				"guest_memfd backing: the kernel lacks "
-				"guest_memfd with MMAP|INIT_SHARED");
 	ret = ioctl(vm_fd, GM_KVM_CREATE_GUEST_MEMFD, &args);
 	if (ret < 0)
 		return gm_error(-errno,
@@ -115,28 +200,15 @@ static int create_memfd(struct gm_store *store)
 
 static int open_backing(struct gm_store *store, const struct gm_store_opts *o)
 {
-	int ret;
+	int vm_fd = choose_backing("gm_store_create", o->backing, o->vm_fd,
+				   &store->own_kvm_fd, &store->own_vm_fd,
+				   &store->backing);
 
-	switch (o->backing) {
-	case GM_BACKING_AUTO:
-		ret = create_guest_memfd(store, o->vm_fd);
-		if (ret >= 0) {
-			store->backing = GM_BACKING_GUEST_MEMFD;
-			return ret;
-		}
-		if (ret != -EOPNOTSUPP)
-			return ret;
-		store->backing = GM_BACKING_MEMFD;
+	if (vm_fd < 0)
+		return vm_fd;
+	if (store->backing == GM_BACKING_MEMFD)
 		return create_memfd(store);
-	case GM_BACKING_GUEST_MEMFD:
-		store->backing = GM_BACKING_GUEST_MEMFD;
-		return create_guest_memfd(store, o->vm_fd);
-	case GM_BACKING_MEMFD:
-		store->backing = GM_BACKING_MEMFD;
-		return create_memfd(store);
-	}
-	return gm_error(-EINVAL, "gm_store_create: unknown backing %d",
-			(int)o->backing);
+	return create_guest_memfd(store, vm_fd);
 }
 
 /* The caller's options, sized (opts.h), into *o with the defaults. */

@@ -196,6 +196,11 @@ test_caps() {
 	fi
 	ok "gmem caps --json exits 0"
 	check_caps_json || failures=$((failures + 1))
+	if [ "$(auto_backing)" = "$(caps_auto_backing)" ]; then
+		ok "gmem caps: auto backing $(auto_backing), as the caps say"
+	else
+		fail "gmem caps: auto backing '$(auto_backing)', the caps say $(caps_auto_backing)"
+	fi
 }
 
 # Field of gmem caps --json.
@@ -204,14 +209,21 @@ caps_field() {
 		'import json, sys; print(json.dumps(json.load(sys.stdin)[sys.argv[1]]))' "$1"
 }
 
-# Which backing GM_BACKING_AUTO should pick here (the rule of lib/store.c).
-auto_backing() {
+# Which backing GM_BACKING_AUTO picks here, by the rule of lib/store.c
+# applied to the caps.
+caps_auto_backing() {
 	if [ "$(caps_field guest_memfd)" = true ] &&
 		[ $(($(caps_field guest_memfd_flags) & 3)) -eq 3 ]; then
 		echo guest_memfd
 	else
 		echo memfd
 	fi
+}
+
+# The "auto backing" line of gmem caps (gm_backing_resolve): the walkthrough
+# with --backing auto must get it.
+auto_backing() {
+	"$gmem" caps | sed -n 's/^auto backing  *//p'
 }
 
 # expect_line NAME REGEX WHAT

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,10 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "extent_map.h"
+#include "testing/emap_testing.h"
 
 #define TIB_PAGES (1ULL << 28)
 #define MAX_PAGES (1ULL << 40)
@@ -60,8 +64,8 @@ static struct emap *create(uint64_t npages, uint8_t initial)
 }
 
 /*
- * emap_reserve(), then emap_set(), asserting that the set allocates nothing
- * (it must not be able to fail).
+ * emap_reserve(), then emap_set() with every allocation failing: the set
+ * must not need any (it cannot fail). The callers check its full effect.
  */
 static void set_reserved(struct emap *m, uint64_t s, uint64_t e, uint8_t v)
 {
@@ -69,8 +73,16 @@ static void set_reserved(struct emap *m, uint64_t s, uint64_t e, uint8_t v)
 
 	assert_int_equal(emap_reserve(m), 0);
 	allocs = emap_test_nr_allocs(m);
+	emap_test_fail_after(m, 0);
 	emap_set(m, s, e, v);
+	emap_test_fail_after(m, -1);
 	assert_int_equal(emap_test_nr_allocs(m), allocs);
+}
+
+/* emap_set_checked(), which must succeed (no failure is injected). */
+static void set_checked(struct emap *m, uint64_t s, uint64_t e, uint8_t v)
+{
+	assert_int_equal(emap_set_checked(m, s, e, v), 0);
 }
 
 /* ---- byte-array reference ---- */
@@ -206,7 +218,7 @@ static void random_vs_bytes(uint64_t n, uint64_t nops, uint64_t seed)
 			if (k & 1)
 				set_reserved(m, s, e, v);
 			else
-				emap_set(m, s, e, v);
+				set_checked(m, s, e, v);
 			bref_set(&r, s, e, v);
 			assert_int_equal(emap_nr_extents(m), r.bounds + 1);
 		} else if (k < sets + (100 - sets) / 2) {
@@ -371,7 +383,7 @@ static void random_vs_list(uint64_t n, uint64_t nops, uint64_t seed)
 			if (k & 1)
 				set_reserved(m, s, e, v);
 			else
-				emap_set(m, s, e, v);
+				set_checked(m, s, e, v);
 			lref_set(&r, s, e, v);
 			assert_int_equal(emap_nr_extents(m), r.nb + 1);
 		} else {
@@ -530,7 +542,7 @@ static void test_mem_sparse_pages(void **state)
 		if (i % 16 == 0)
 			set_reserved(m, p, p + 1, 1);
 		else
-			emap_set(m, p, p + 1, 1);
+			set_checked(m, p, p + 1, 1);
 		bits_set(b, p);
 	}
 	check_bits(&g, m, b, TIB_PAGES);
@@ -547,7 +559,7 @@ static void test_mem_alternating(void **state)
 
 	(void)state;
 	for (uint64_t p = 1; p < (1 << 20); p += 2) {
-		emap_set(m, p, p + 1, 1);
+		set_checked(m, p, p + 1, 1);
 		bits_set(b, p);
 	}
 	assert_int_equal(emap_nr_extents(m), (1 << 20) + 1);
@@ -589,6 +601,120 @@ static void snapshot(const struct emap *m, uint64_t *ext, uint64_t *n)
 		ext[(*n)++] = e | (uint64_t)v << 63;
 		p = e;
 	}
+}
+
+/*
+ * The contract of emap_set(): after a successful emap_reserve(), the set
+ * takes full effect even when every allocation fails, across patterns that
+ * need every part of the reserve (tree splits, arrays grown into buffers,
+ * chunks turned to bitmaps, directories and flat bitmaps kept in step).
+ */
+static void test_set_after_reserve_cannot_fail(void **state)
+{
+	struct rng g = seeded("set_after_reserve", 0x5eed000d);
+	/* 17 groups: room for directories and a flat bitmap */
+	struct bref r = { .n = (1 << 24) + 4321 };
+	struct emap *m = create(r.n, 0);
+	uint64_t dirs = 0, flats = 0, f;
+
+	(void)state;
+	r.v = calloc(r.n, 1);
+	assert_non_null(r.v);
+	for (int i = 0; i < 120000; i++) {
+		uint64_t group = 2 * (i / 60000) + 1, s, e;
+		uint8_t v = rnd_below(&g, 2);
+
+		if (i % 60000 < 40000) {
+			/* every other page of one group: bitmaps, flat */
+			s = (group << 20) + 2 * rnd_below(&g, 1 << 19) + 1;
+			e = s + 1;
+			v = 1;
+		} else {
+			rnd_range(&g, r.n, i > 60000 ? 2 : 0, 30, &s, &e);
+		}
+		set_reserved(m, s, e, v);
+		bref_set(&r, s, e, v);
+		assert_int_equal(emap_nr_extents(m), r.bounds + 1);
+		assert_int_equal(emap_get(m, s), r.v[s]);
+		assert_int_equal(emap_get(m, e - 1), r.v[e - 1]);
+		if (e < r.n)
+			assert_int_equal(emap_get(m, e), r.v[e]);
+		if (i % 2000 == 0) {
+			assert_int_equal(emap_test_check(m), 0);
+			if (emap_test_nr_dirs(m, &f) > dirs)
+				dirs = emap_test_nr_dirs(m, NULL);
+			flats = f > flats ? f : flats;
+		}
+	}
+	check_all_bref(m, &r);
+	printf("  at most %" PRIu64 " directories, %" PRIu64 " flat bitmaps\n",
+	       dirs, flats);
+	assert_true(dirs >= 1 && flats >= 1);
+	emap_destroy(m);
+	free(r.v);
+}
+
+/*
+ * Run emap_set() on m in a child (after prepare, if any): it must abort,
+ * naming the broken contract on stderr.
+ */
+static void expect_set_aborts(struct emap *m, bool reserve, bool set_first)
+{
+	char msg[512] = "";
+	int fds[2], status;
+	ssize_t n, len = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		if (reserve && emap_reserve(m))
+			_exit(2);
+		if (set_first)
+			emap_set(m, 3, 9, 1);
+		emap_set(m, 5, 7, 0);
+		_exit(0);
+	}
+	close(fds[1]);
+	while ((n = read(fds[0], msg + len, sizeof(msg) - 1 - len)) > 0)
+		len += n;
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	printf("  child: %s", msg);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGABRT);
+	assert_non_null(strstr(msg, "emap_set() called without a successful "
+				    "emap_reserve()"));
+}
+
+/* emap_set() without its reserve is a bug: it aborts, loudly. */
+static void test_set_without_reserve_aborts(void **state)
+{
+	struct emap *m = create(1 << 16, 0);
+
+	(void)state;
+	/* never reserved */
+	expect_set_aborts(m, false, false);
+	/* a second set on one reserve */
+	expect_set_aborts(m, true, true);
+	set_reserved(m, 100, 200, 1);
+	expect_set_aborts(m, false, false);
+	/* a reserve that failed (a new map's reserve must allocate) */
+	emap_destroy(m);
+	m = create(1 << 16, 0);
+	emap_test_fail_after(m, 0);
+	assert_int_equal(emap_reserve(m), -ENOMEM);
+	expect_set_aborts(m, false, false);
+	emap_test_fail_after(m, -1);
+	/* the map is unharmed in the parent, and works once reserved */
+	assert_int_equal(emap_nr_extents(m), 1);
+	set_reserved(m, 100, 200, 1);
+	assert_int_equal(emap_nr_extents(m), 3);
+	assert_int_equal(emap_test_check(m), 0);
+	emap_destroy(m);
 }
 
 static void test_reserve_failures(void **state)
@@ -635,18 +761,6 @@ static void test_reserve_failures(void **state)
 			emap_set(m, s, e, v);
 			emap_test_fail_after(m, -1);
 			bref_set(&r, s, e, v);
-		}
-		/* Without a reserve and without memory: all or nothing. */
-		if (i % 16 == 1) {
-			rnd_range(&g, npages, 1, 30, &s, &e);
-			snapshot(m, before, &nb);
-			emap_test_fail_after(m, 0);
-			emap_set(m, s, e, v);
-			emap_test_fail_after(m, -1);
-			snapshot(m, after, &na);
-			if (na != nb ||
-			    memcmp(after, before, na * sizeof(*after)))
-				bref_set(&r, s, e, v);
 		}
 		assert_int_equal(emap_test_check(m), 0);
 	}
@@ -726,10 +840,10 @@ static void test_single_page(void **state)
 	assert_int_equal(emap_set_checked(m, 0, 2, 1), -EINVAL);
 	assert_int_equal(emap_set_checked(m, 1, 1, 1), -EINVAL);
 	assert_int_equal(emap_set_checked(m, 0, 1, 2), -EINVAL);
-	emap_set(m, 1, 1, 1);
-	emap_set(m, 5, 3, 1);
+	set_reserved(m, 1, 1, 1);
+	set_reserved(m, 5, 3, 1);
 	expect_extent(m, 0, 0, 1, 0);
-	emap_set(m, 0, 5, 1); /* clamped to the end */
+	set_reserved(m, 0, 5, 1); /* clamped to the end */
 	expect_extent(m, 0, 0, 1, 1);
 	assert_int_equal(emap_get(m, 7), 1); /* clamped */
 	assert_int_equal(emap_test_check(m), 0);
@@ -922,7 +1036,7 @@ static void test_flat(void **state)
 	assert_non_null(r.v);
 	/* The last, partial group: 300,000 boundaries. */
 	for (uint64_t p = (15 << 20) + 1; p < r.n; p += 2) {
-		emap_set(m, p, p + 1, 1);
+		set_checked(m, p, p + 1, 1);
 		bref_set(&r, p, p + 1, 1);
 	}
 	assert_int_equal(emap_reserve(m), 0);
@@ -953,7 +1067,7 @@ static void test_flat(void **state)
 	 */
 	m = create(1 << 20, 0);
 	for (uint64_t p = 1; p < (1 << 20); p += 2)
-		emap_set(m, p, p + 1, 1);
+		set_checked(m, p, p + 1, 1);
 	assert_int_equal(emap_reserve(m), 0);
 	assert_int_equal(emap_test_nr_dirs(m, &flats), 1);
 	assert_int_equal(flats, 0);
@@ -976,6 +1090,8 @@ int main(void)
 		cmocka_unit_test(test_random_tib),
 		cmocka_unit_test(test_random_max),
 		cmocka_unit_test(test_reserve_two_inserts),
+		cmocka_unit_test(test_set_after_reserve_cannot_fail),
+		cmocka_unit_test(test_set_without_reserve_aborts),
 		cmocka_unit_test(test_reserve_failures),
 		cmocka_unit_test(test_reserve_bounded),
 		cmocka_unit_test(test_mem_few_extents),

@@ -145,6 +145,112 @@ static void test_vm_fd(void **state)
 	close(kvm);
 }
 
+/* Open fds of this process. */
+static int nr_fds(void)
+{
+	char path[64];
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n += access(path, F_OK) == 0;
+	}
+	return n;
+}
+
+/* The names gm_backing_name() gives, and only those, parse. */
+static void test_backing_parse(void **state)
+{
+	static const char *const bad[] = { "",	     "nvme",	    "Memfd",
+					   "memfd ", "guest-memfd", "unknown" };
+	static const enum gm_backing all[] = { GM_BACKING_AUTO,
+					       GM_BACKING_GUEST_MEMFD,
+					       GM_BACKING_MEMFD };
+	enum gm_backing b;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		b = (enum gm_backing)77;
+		assert_int_equal(gm_backing_parse(gm_backing_name(all[i]), &b),
+				 0);
+		assert_int_equal(b, all[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		b = GM_BACKING_MEMFD;
+		expect_error(gm_backing_parse(bad[i], &b), -EINVAL);
+		assert_int_equal(b, GM_BACKING_MEMFD);
+		if (bad[i][0])
+			assert_non_null(strstr(gm_last_error(), bad[i]));
+	}
+	expect_error(gm_backing_parse(NULL, &b), -EINVAL);
+	expect_error(gm_backing_parse("memfd", NULL), -EINVAL);
+}
+
+/* The backing a store is created with, asking for want on vm_fd. */
+static int created_backing(enum gm_backing want, int vm_fd,
+			   enum gm_backing *out)
+{
+	struct gm_store_opts o;
+	struct gm_store *s;
+	int ret;
+
+	tu_opts(&o, 4 * PG, 0);
+	o.backing = want;
+	o.vm_fd = vm_fd;
+	ret = gm_store_create(&o, &s);
+	if (!ret) {
+		*out = gm_store_backing(s);
+		gm_store_destroy(s);
+	}
+	return ret;
+}
+
+/* gm_backing_resolve() answers what gm_store_create() then does. */
+static void test_backing_resolve(void **state)
+{
+	static const enum gm_backing all[] = { GM_BACKING_AUTO,
+					       GM_BACKING_GUEST_MEMFD,
+					       GM_BACKING_MEMFD };
+	enum gm_backing got, made;
+	int vm = -1, kvm, fds = nr_fds();
+
+	(void)state;
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm >= 0)
+		vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	for (int with_vm = 0; with_vm <= (vm >= 0); with_vm++) {
+		int vm_fd = with_vm ? vm : -1;
+
+		for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+			int r1 = gm_backing_resolve(all[i], vm_fd, &got);
+			int r2 = created_backing(all[i], vm_fd, &made);
+
+			printf("  %s (vm_fd %d): resolves to %s (%d), store "
+			       "gets %s (%d)\n",
+			       gm_backing_name(all[i]), vm_fd,
+			       r1 ? "-" : gm_backing_name(got), r1,
+			       r2 ? "-" : gm_backing_name(made), r2);
+			assert_int_equal(r1, r2);
+			if (!r1)
+				assert_int_equal(got, made);
+			if (!r1)
+				assert_int_not_equal(got, GM_BACKING_AUTO);
+		}
+	}
+	/* This test's backing resolves to itself: the tests can run it. */
+	assert_int_equal(gm_backing_resolve(tu_backing, -1, &got), 0);
+	assert_int_equal(got, tu_backing);
+	expect_error(gm_backing_resolve((enum gm_backing)77, -1, &got),
+		     -EINVAL);
+	expect_error(gm_backing_resolve(GM_BACKING_AUTO, -1, NULL), -EINVAL);
+	if (vm >= 0)
+		close(vm);
+	if (kvm >= 0)
+		close(kvm);
+	/* The VMs it opened to find out are closed again. */
+	assert_int_equal(nr_fds(), fds);
+}
+
 static void test_bad_sizes(void **state)
 {
 	static const uint64_t bad[] = {
@@ -562,6 +668,8 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_destroy),
 		cmocka_unit_test(test_vm_fd),
+		cmocka_unit_test(test_backing_parse),
+		cmocka_unit_test(test_backing_resolve),
 		cmocka_unit_test(test_bad_sizes),
 		cmocka_unit_test(test_bad_opts),
 		cmocka_unit_test(test_init_private),

@@ -184,15 +184,14 @@ static const char *const mem_attr_names[] = { NULL, NULL, NULL, "PRIVATE" };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* What GM_BACKING_AUTO picks on this machine (the rule of lib/store.c). */
-static const char *auto_backing(const struct gm_caps *c)
+/* What GM_BACKING_AUTO picks on this machine: the library's own answer. */
+static const char *auto_backing(void)
 {
-	const uint64_t need =
-		GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+	enum gm_backing b;
 
-	return c->guest_memfd && (c->guest_memfd_flags & need) == need ?
-		       "guest_memfd" :
-		       "memfd";
+	if (gm_backing_resolve(GM_BACKING_AUTO, -1, &b))
+		return "none";
+	return gm_backing_name(b);
 }
 
 static void print_caps_table(const struct gm_caps *c)
@@ -234,7 +233,7 @@ static void print_caps_table(const struct gm_caps *c)
 		printf("%-22s %ld\n", "vm.max_map_count", c->max_map_count);
 	else
 		printf("%-22s unknown\n", "vm.max_map_count");
-	printf("%-22s %s\n", "auto backing", auto_backing(c));
+	printf("%-22s %s\n", "auto backing", auto_backing());
 }
 
 static void json_string(const char *s)
@@ -591,18 +590,9 @@ static int cmd_walkthrough(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+:b:s:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			if (!strcmp(optarg, "auto"))
-				so.backing = GM_BACKING_AUTO;
-			else if (!strcmp(optarg, "guest_memfd"))
-				so.backing = GM_BACKING_GUEST_MEMFD;
-			else if (!strcmp(optarg, "memfd"))
-				so.backing = GM_BACKING_MEMFD;
-			else
-				return usage_error("walkthrough",
-						   "unknown backing '%s' "
-						   "(auto, guest_memfd or "
-						   "memfd)",
-						   optarg);
+			if (gm_backing_parse(optarg, &so.backing))
+				return usage_error("walkthrough", "%s",
+						   gm_last_error());
 			break;
 		case 's':
 			ret = parse_size(optarg, &so.size);

@@ -3,7 +3,7 @@
  * gmem-vm: a small reference VMM that runs KVM guests on gmem memory.
  *
  *   gmem-vm run GUEST.elf [--mem SIZE] [--vcpus N]
- *           [--backing guest_memfd|memfd] [--init private|shared]
+ *           [--backing auto|guest_memfd|memfd] [--init private|shared]
  *           [--conversion inplace|destructive] [--json] [--quiet]
  *
  * Exit status: the guest's exit code; 120 if the guest crashed, 121 if the
@@ -25,8 +25,8 @@ static void usage(FILE *out)
 		"  --mem SIZE          guest memory, a multiple of 2M "
 		"(default 64M; suffixes K, M, G)\n"
 		"  --vcpus N           vCPUs, 1..%d (default 1)\n"
-		"  --backing KIND      guest_memfd or memfd (default: "
-		"guest_memfd where the kernel has it)\n"
+		"  --backing KIND      auto (default: guest_memfd where the "
+		"kernel has it), guest_memfd or memfd\n"
 		"  --init STATE        private (default) or shared: the "
 		"state guest data starts in\n"
 		"  --conversion MODE   inplace (default) or destructive: "
@@ -137,14 +137,9 @@ int main(int argc, char **argv)
 						 optarg);
 			break;
 		case 'b':
-			if (!strcmp(optarg, "guest_memfd"))
-				opts.backing = GM_BACKING_GUEST_MEMFD;
-			else if (!strcmp(optarg, "memfd"))
-				opts.backing = GM_BACKING_MEMFD;
-			else
-				return bad_usage("--backing %s: want "
-						 "guest_memfd or memfd",
-						 optarg);
+			if (gm_backing_parse(optarg, &opts.backing))
+				return bad_usage("--backing: %s",
+						 gm_last_error());
 			break;
 		case 'i':
 			if (!strcmp(optarg, "private"))

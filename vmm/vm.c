@@ -74,39 +74,25 @@ void vm_stop(struct vm *vm, int code)
 	}
 }
 
+/* The library's rule, on the VM the store will be created on. */
 static int choose_backing(struct vm *vm)
 {
-	struct gm_caps caps;
-	const uint64_t need =
-		GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
-	bool gmemfd;
+	int ret = gm_backing_resolve(vm->opts.backing, vm->vm_fd, &vm->backing);
 
-	memset(&caps, 0, sizeof(caps));
-	caps.sz = sizeof(caps);
-	if (gm_caps_probe(&caps))
-		memset(&caps, 0, sizeof(caps));
-	gmemfd = caps.guest_memfd && (caps.guest_memfd_flags & need) == need;
-	switch (vm->opts.backing) {
-	case GM_BACKING_GUEST_MEMFD:
-		if (!gmemfd) {
-			fprintf(stderr,
-				"gmem-vm: --backing guest_memfd: this kernel "
-				"has no guest_memfd with MMAP|INIT_SHARED (skip)\n");
-			return -EOPNOTSUPP;
-		}
-		vm->backing = GM_BACKING_GUEST_MEMFD;
-		break;
-	case GM_BACKING_MEMFD:
-		vm->backing = GM_BACKING_MEMFD;
-		break;
-	default:
-		vm->backing =
-			gmemfd ? GM_BACKING_GUEST_MEMFD : GM_BACKING_MEMFD;
-		if (!gmemfd && !vm->opts.quiet)
-			fprintf(stderr,
-				"gmem-vm: guest_memfd with MMAP|INIT_SHARED "
-				"not offered by this kernel: using memfd\n");
+	if (ret == -EOPNOTSUPP) {
+		fprintf(stderr, "gmem-vm: --backing guest_memfd: %s (skip)\n",
+			gm_last_error());
+		return ret;
 	}
+	if (ret) {
+		fprintf(stderr, "gmem-vm: choosing the backing: %s\n",
+			gm_last_error());
+		return ret;
+	}
+	if (vm->opts.backing == GM_BACKING_AUTO &&
+	    vm->backing == GM_BACKING_MEMFD && !vm->opts.quiet)
+		fprintf(stderr, "gmem-vm: guest_memfd with MMAP|INIT_SHARED "
+				"not offered by this kernel: using memfd\n");
 	return 0;
 }
 

@@ -133,6 +133,7 @@ int gm_store_fd(const struct gm_store *store);
 /* The backing actually chosen (never GM_BACKING_AUTO). */
 enum gm_backing gm_store_backing(const struct gm_store *store);
 
+/* "auto", "guest_memfd" or "memfd" ("unknown" for any other value). */
 const char *gm_backing_name(enum gm_backing backing);
 
 /*
@@ -140,6 +141,17 @@ const char *gm_backing_name(enum gm_backing backing);
  * pins (GM_PAGE_SIZE today; huge backings may use more). 0 for NULL.
  */
 size_t gm_store_page_size(const struct gm_store *store);
+
+/* The backing named name, as gm_backing_name() spells it; else -EINVAL. */
+int gm_backing_parse(const char *name, enum gm_backing *out);
+
+/*
+ * The backing gm_store_create() gives a store asking for want on vm_fd (as
+ * in struct gm_store_opts), by the same rule: GM_BACKING_AUTO resolved on
+ * this machine. 0 and *out (never GM_BACKING_AUTO); -EOPNOTSUPP (want is
+ * guest_memfd and the kernel lacks it), -EINVAL, or a failing syscall's.
+ */
+int gm_backing_resolve(enum gm_backing want, int vm_fd, enum gm_backing *out);
 
 /* ---- attributes ---- */
 
