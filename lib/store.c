@@ -103,6 +103,12 @@ static int guest_memfd_vm(int vm_fd, int *own_kvm_fd, int *own_vm_fd)
 		}
 	}
 	ret = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
+	/* The caller's fd is no VM: an error, never a reason to fall back. */
+	if (ret < 0 && *own_vm_fd < 0)
+		return gm_error(-EBADF,
+				"guest_memfd backing: vm_fd %d is not a KVM VM "
+				"fd (%s)",
+				vm_fd, strerror(errno));
 	if (ret < 0 || ((uint64_t)ret & gmem_flags) != gmem_flags) {
 		close_own(own_vm_fd);
 		close_own(own_kvm_fd);

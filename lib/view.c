@@ -11,6 +11,7 @@
  * transient mapping instead (gm_window_copy, pins).
  */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -85,9 +86,25 @@ static bool within_budget(struct gm_store *store, int64_t delta)
 }
 
 /*
- * Open [s, e): map it from the fd. Close it: put the reservation back. A
- * failing MAP_FIXED may leave the range unmapped; an open that fails puts
- * the reservation back, so a failure never leaves a page mapped from the fd.
+ * The view could not be put back after a failed change: a mapping of the
+ * store's fd may remain where the view map says closed, or the range may
+ * be a hole another mapping could take. Either would let a later private
+ * page be reached, so stop here, loudly.
+ */
+static void view_broken(void *at, uint64_t len, int err)
+{
+	fprintf(stderr,
+		"libgmem: the host view at %p (+%llu bytes) could not be "
+		"restored after a failed mmap (%s); aborting rather than "
+		"leaving guest memory mapped where it must not be\n",
+		at, (unsigned long long)len, strerror(-err));
+	abort();
+}
+
+/*
+ * Open [s, e): map it from the fd. Close it: put the reservation back. An
+ * open that fails puts the reservation back, so that no failure leaves a
+ * page mapped from the fd.
  */
 static int remap(struct gm_store *store, uint64_t s, uint64_t e, bool open)
 {
@@ -96,11 +113,13 @@ static int remap(struct gm_store *store, uint64_t s, uint64_t e, bool open)
 	int err;
 
 	gm_stat_add(&store->stats.view_mprotects, 1);
-	if (open && gm_map_store(store, at, s << GM_PAGE_SHIFT, len))
+	if (!open)
+		return reserve(at, len) ? 0 : -errno;
+	if (gm_map_store(store, at, s << GM_PAGE_SHIFT, len))
 		return 0;
-	err = open ? -errno : 0;
+	err = -errno;
 	if (!reserve(at, len))
-		return -errno;
+		view_broken(at, len, -errno);
 	return err;
 }
 
@@ -189,11 +208,8 @@ bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end)
 	return open;
 }
 
-static int close_piece(struct gm_store *store, uint64_t s, uint64_t e,
-		       struct gm_view_log *log)
+static int log_add(struct gm_view_log *log, uint64_t s, uint64_t e)
 {
-	int ret;
-
 	if (log->nr == log->cap) {
 		size_t cap = log->cap ? log->cap * 2 : 16;
 		struct gm_range *r = realloc(log->r, cap * sizeof(*r));
@@ -203,7 +219,19 @@ static int close_piece(struct gm_store *store, uint64_t s, uint64_t e,
 		log->r = r;
 		log->cap = cap;
 	}
-	ret = gm_fault(store, GM_FAULT_VIEW_CLOSE);
+	log->r[log->nr++] = (struct gm_range){ s, e };
+	return 0;
+}
+
+/*
+ * Close [s, e), all open; 0 or a negative errno with the view unchanged.
+ * Undo steps pass inject = false: only forward steps are fault sites.
+ */
+static int close_one(struct gm_store *store, uint64_t s, uint64_t e,
+		     bool inject)
+{
+	int ret = inject ? gm_fault(store, GM_FAULT_VIEW_CLOSE) : 0;
+
 	if (!ret)
 		ret = emap_reserve(store->view_map);
 	if (!ret)
@@ -211,8 +239,20 @@ static int close_piece(struct gm_store *store, uint64_t s, uint64_t e,
 	if (ret)
 		return ret;
 	emap_set(store->view_map, s, e, VIEW_CLOSED);
-	log->r[log->nr++] = (struct gm_range){ s, e };
 	return 0;
+}
+
+static int close_piece(struct gm_store *store, uint64_t s, uint64_t e,
+		       struct gm_view_log *log)
+{
+	int ret = log_add(log, s, e);
+
+	if (ret)
+		return ret;
+	ret = close_one(store, s, e, true);
+	if (ret)
+		log->nr--;
+	return ret;
 }
 
 static int cmp_range(const void *a, const void *b)
@@ -499,6 +539,40 @@ static int hv_reserve(struct gm_store *store)
 	return 0;
 }
 
+/*
+ * Open the closed pages of [s, e) whatever the budget; on failure close
+ * again what this opened, so the view is as before. view_lock held.
+ */
+static int open_all(struct gm_store *store, uint64_t s, uint64_t e)
+{
+	struct gm_view_log opened = { 0 };
+	uint64_t S, E, p, pe;
+	uint8_t v;
+	int ret = 0;
+
+	for (p = s; p < e && !ret; p = pe) {
+		emap_extent(store->view_map, p, &S, &E, &v);
+		pe = E < e ? E : e;
+		if (v == VIEW_OPEN)
+			continue;
+		ret = log_add(&opened, p, pe);
+		if (!ret) {
+			ret = open_piece(store, p, pe);
+			if (ret)
+				opened.nr--;
+		}
+	}
+	while (ret && opened.nr) {
+		struct gm_range *r = &opened.r[--opened.nr];
+
+		if (close_one(store, r->start, r->end, false))
+			view_broken(page_addr(store, r->start),
+				    (r->end - r->start) << GM_PAGE_SHIFT, -EIO);
+	}
+	gm_view_log_free(&opened);
+	return ret;
+}
+
 int gm_hv_visible_add(struct gm_store *store, uint64_t off, uint64_t len)
 {
 	uint64_t s, e;
@@ -513,20 +587,20 @@ int gm_hv_visible_add(struct gm_store *store, uint64_t off, uint64_t len)
 	e = (off + len) >> GM_PAGE_SHIFT;
 	pthread_rwlock_wrlock(&store->lock);
 	pthread_rwlock_wrlock(&store->view_lock);
-	ret = emap_reserve(store->view_map);
-	if (!ret)
-		ret = hv_reserve(store);
+	ret = hv_reserve(store);
 	if (ret)
 		ret = gm_error(ret, "gm_hv_visible_add: tracking memory");
 	if (!ret) {
-		ret = remap(store, s, e, true);
+		ret = open_all(store, s, e);
 		if (ret)
-			gm_error(ret, "gm_hv_visible_add: mapping");
+			gm_error(ret,
+				 "gm_hv_visible_add: mapping [0x%llx, "
+				 "0x%llx)",
+				 (unsigned long long)off,
+				 (unsigned long long)(off + len));
 	}
-	if (!ret) {
+	if (!ret)
 		hv_insert(store, s, e);
-		emap_set(store->view_map, s, e, VIEW_OPEN);
-	}
 	pthread_rwlock_unlock(&store->view_lock);
 	pthread_rwlock_unlock(&store->lock);
 	return ret;

@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -572,6 +573,61 @@ static void test_rollback_budget(void **state)
 	free(f);
 }
 
+struct open_fault {
+	int nth, calls;
+};
+
+static int fail_nth_open(void *opaque, enum gm_fault_site site)
+{
+	struct open_fault *f = opaque;
+
+	return site == GM_FAULT_VIEW_OPEN && ++f->calls == f->nth ? -ENOMEM : 0;
+}
+
+/*
+ * gm_hv_visible_add opens only the closed pieces of its range; if one
+ * fails, it closes again what it opened and leaves open pages (a held
+ * ring, say) alone: the view is exactly as before.
+ */
+static void test_hv_add_rollback(void **state)
+{
+	const int n = 16;
+	struct open_fault f = { 0 };
+	struct gm_store *s = tu_store(n * PG, GM_STORE_INIT_SHARED);
+	uint8_t *v = gm_view_base(s);
+	int before[16];
+
+	assert_int_equal(gm_test_set_fault_inject(s, fail_nth_open, &f), 0);
+	/* open 0-3 (3 held), closed 4-5 and 9-10 (private), open 6-8 */
+	assert_int_equal(gm_view_open(s, 3 * PG, PG), 0);
+	assert_int_equal(gm_convert(s, 4 * PG, 2 * PG, GM_ATTR_PRIVATE, 0), 0);
+	assert_int_equal(gm_convert(s, 9 * PG, 2 * PG, GM_ATTR_PRIVATE, 0), 0);
+	for (int i = 0; i < n; i++)
+		before[i] = gm_view_is_open(s, i * PG, PG);
+	for (int nth = 1; nth <= 2; nth++) {
+		f = (struct open_fault){ .nth = nth };
+		assert_int_equal(gm_hv_visible_add(s, 2 * PG, 10 * PG),
+				 -ENOMEM);
+		assert_int_equal(f.calls, nth);
+		assert_int_equal(gm_hv_visible_overlaps(s, 0, n * PG), 0);
+		for (int i = 0; i < n; i++)
+			assert_int_equal(gm_view_is_open(s, i * PG, PG),
+					 before[i]);
+		assert_int_equal(tu_probe(v + 3 * PG, true), 0);
+		assert_int_equal(tu_probe(v + 7 * PG, true), 0);
+		assert_int_equal(tu_probe(v + 4 * PG, false), SIGSEGV);
+		assert_int_equal(tu_probe(v + 10 * PG, false), SIGSEGV);
+	}
+	/* Without a failure: two pieces opened, the range now visible. */
+	f = (struct open_fault){ .nth = 0 };
+	assert_int_equal(gm_hv_visible_add(s, 2 * PG, 10 * PG), 0);
+	assert_int_equal(f.calls, 2);
+	assert_int_equal(gm_view_is_open(s, 2 * PG, 10 * PG), 1);
+	assert_int_equal(tu_probe(v + 10 * PG, true), 0);
+	assert_int_equal(gm_view_release(s, 3 * PG, PG), 0);
+	assert_int_equal(gm_store_destroy(s), 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -580,6 +636,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_rollback_from),
 		cmocka_unit_test(test_rollback_all_from),
 		cmocka_unit_test(test_rollback_budget),
+		cmocka_unit_test(test_hv_add_rollback),
 	};
 
 	tu_init(argc, argv, "test_rollback");

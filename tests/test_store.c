@@ -79,7 +79,11 @@ static void vm_fd_zero(void)
 	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	assert_true(null >= 0);
 	assert_int_equal(dup2(null, 0), 0);
-	expect_error(gm_store_create(&o, &s), -EOPNOTSUPP);
+	expect_error(gm_store_create(&o, &s), -EBADF);
+	/* Nor does AUTO fall back to memfd on it: the caller meant a VM. */
+	o.backing = GM_BACKING_AUTO;
+	expect_error(gm_store_create(&o, &s), -EBADF);
+	o.backing = tu_backing;
 	close(null);
 
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
