@@ -56,6 +56,11 @@ struct gm_listener {
 /* A KVM memslot bound to the store (gm_kvm_memslot_bind). */
 struct gm_kvm_slot {
 	struct gm_kvm_slot *next;
+	/*
+	 * The store's own duplicate of the caller's VM fd: the VM cannot go
+	 * while KVM may use the store's memory, and a caller's fd number
+	 * reused for another VM is told apart (kcmp).
+	 */
 	int vm_fd;
 	uint32_t slot;
 	bool guest_memfd; /* KVM_SET_USER_MEMORY_REGION2 with the store's fd */

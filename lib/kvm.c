@@ -6,15 +6,29 @@
  * still reach its memory.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/kcmp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <gmem/kvm.h>
 
 #include "internal.h"
 #include "kvm-uapi.h"
+
+/* Whether fds a and b of this process are the same open file (VM). */
+static bool same_vm(int a, int b)
+{
+	pid_t pid = getpid();
+	long r = syscall(SYS_kcmp, pid, pid, KCMP_FILE, a, b);
+
+	/* Without kcmp (CONFIG_KCMP off), the fd numbers must do. */
+	return r == 0 || (r < 0 && errno == ENOSYS && a == b);
+}
 
 static struct gm_kvm_slot **find_slot(struct gm_store *store, int vm_fd,
 				      uint32_t slot)
@@ -22,9 +36,18 @@ static struct gm_kvm_slot **find_slot(struct gm_store *store, int vm_fd,
 	struct gm_kvm_slot **p;
 
 	for (p = &store->kvm_slots; *p; p = &(*p)->next)
-		if ((*p)->vm_fd == vm_fd && (*p)->slot == slot)
+		if ((*p)->slot == slot && same_vm((*p)->vm_fd, vm_fd))
 			break;
 	return p;
+}
+
+static void slot_free(struct gm_kvm_slot *s)
+{
+	if (s->kvm_map)
+		munmap(s->kvm_map, s->len);
+	if (s->vm_fd >= 0)
+		close(s->vm_fd);
+	free(s);
 }
 
 static int bind_guest_memfd(struct gm_store *store, struct gm_kvm_slot *s,
@@ -78,10 +101,11 @@ static int check_slot_args(struct gm_store *store, int vm_fd, const char *what)
 {
 	int ret = gm_check_store(store, what);
 
-	if (!ret && vm_fd < 0)
-		ret = gm_error(-EBADF, "%s: vm_fd %d", what, vm_fd);
 	if (!ret)
 		ret = gm_check_reentry(store, what);
+	if (!ret && (vm_fd < 0 || fcntl(vm_fd, F_GETFD) < 0))
+		ret = gm_error(-EBADF, "%s: vm_fd %d is not an open fd", what,
+			       vm_fd);
 	return ret;
 }
 
@@ -104,7 +128,13 @@ int gm_kvm_memslot_bind(struct gm_store *store, int vm_fd, uint32_t slot,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return gm_error(-ENOMEM, "%s: allocation", what);
-	*s = (struct gm_kvm_slot){ .vm_fd = vm_fd, .slot = slot, .len = len };
+	*s = (struct gm_kvm_slot){ .slot = slot, .len = len };
+	s->vm_fd = fcntl(vm_fd, F_DUPFD_CLOEXEC, 3);
+	if (s->vm_fd < 0) {
+		ret = gm_error(-errno, "%s: duplicating vm_fd %d", what, vm_fd);
+		free(s);
+		return ret;
+	}
 
 	/* Held across the ioctl, so that two binds of a slot cannot race. */
 	pthread_rwlock_wrlock(&store->lock);
@@ -122,8 +152,10 @@ int gm_kvm_memslot_bind(struct gm_store *store, int vm_fd, uint32_t slot,
 		store->kvm_slots = s;
 	}
 	pthread_rwlock_unlock(&store->lock);
-	if (ret)
-		free(s);
+	if (ret) {
+		s->kvm_map = NULL; /* bind_memfd unmapped it */
+		slot_free(s);
+	}
 	return ret;
 }
 
@@ -158,15 +190,11 @@ int gm_kvm_memslot_unbind(struct gm_store *store, int vm_fd, uint32_t slot)
 			       what, slot, vm_fd);
 	} else if (delete_memslot(s)) {
 		/* Still bound: KVM may still use its mapping. */
-		ret = gm_error(-errno,
-			       "%s: deleting slot %u of vm_fd %d (unbind "
-			       "before closing the VM)",
-			       what, slot, vm_fd);
+		ret = gm_error(-errno, "%s: deleting slot %u of vm_fd %d", what,
+			       slot, vm_fd);
 	} else {
 		*p = s->next;
-		if (s->kvm_map)
-			munmap(s->kvm_map, s->len);
-		free(s);
+		slot_free(s);
 	}
 	pthread_rwlock_unlock(&store->lock);
 	return ret;

@@ -570,6 +570,32 @@ static void test_memslot_unbind_fails(void **state)
 	vm_close(&vm);
 }
 
+/*
+ * The store keeps the VM it bound, not the caller's fd number: the number
+ * reused for another VM does not unbind the slot (nor delete the other
+ * VM's), and the VM stays alive for KVM while the slot is bound.
+ */
+static void test_memslot_fd_reused(void **state)
+{
+	struct vm vm = vm_open(), other = vm_open();
+	struct gm_store *s = vm_store(&vm);
+	int fd2 = dup(vm.fd);
+
+	(void)state;
+	assert_true(fd2 >= 0);
+	assert_int_equal(gm_kvm_memslot_bind(s, fd2, 3, 0, 0, NPAGES * PG), 0);
+	/* fd2 now names another VM, which has no slot 3 of this store */
+	assert_int_equal(dup2(other.fd, fd2), fd2);
+	assert_int_equal(gm_kvm_memslot_unbind(s, fd2, 3), -ENOENT);
+	expect_busy(s, "memslots");
+	/* the VM itself, through any fd of it, unbinds */
+	assert_int_equal(gm_kvm_memslot_unbind(s, vm.fd, 3), 0);
+	close(fd2);
+	destroy_ok(s);
+	vm_close(&other);
+	vm_close(&vm);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -586,6 +612,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_destroy_reentry),
 		cmocka_unit_test(test_memslot),
 		cmocka_unit_test(test_memslot_unbind_fails),
+		cmocka_unit_test(test_memslot_fd_reused),
 	};
 
 	tu_init(argc, argv, "test_lifetime");

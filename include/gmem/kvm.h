@@ -64,9 +64,12 @@ int gm_caps_probe(struct gm_caps *caps);
  * range for KVM alone (the memfd backing cannot hide private pages from
  * KVM; it hides them from the host view and the access calls).
  *
- * The store remembers each slot it bound, by (vm_fd, slot): binding a slot
- * number this store already bound on the same vm_fd is -EEXIST (unbind it
- * first), and gm_store_destroy refuses (-EBUSY) while any slot is bound.
+ * The store remembers each slot it bound, by (VM, slot), and keeps a
+ * close-on-exec duplicate of vm_fd until the unbind, so the VM outlives
+ * the caller's fd while KVM may use the store's memory. Binding a slot this
+ * store already bound on the same VM (through any fd of it) is -EEXIST
+ * (unbind it first), and gm_store_destroy refuses (-EBUSY) while any slot
+ * is bound. -EBADF if vm_fd is not an open fd.
  */
 int gm_kvm_memslot_bind(struct gm_store *store, int vm_fd, uint32_t slot,
 			uint64_t gpa, uint64_t off, uint64_t len);
@@ -74,10 +77,12 @@ int gm_kvm_memslot_bind(struct gm_store *store, int vm_fd, uint32_t slot,
 /*
  * Delete memslot `slot` of vm_fd that gm_kvm_memslot_bind made (a
  * KVM_SET_USER_MEMORY_REGION or ..._REGION2 of memory_size 0) and, with the
- * memfd backing, unmap the store's mapping of it for KVM. -ENOENT if this
- * store has not bound that slot on that vm_fd. Unbind before closing the VM
- * fd: if KVM refuses the deletion (for example -EBADF), the slot stays bound
- * and its mapping stays, since KVM may still use it.
+ * memfd backing, unmap the store's mapping of it for KVM and close the
+ * store's duplicate of the VM fd. vm_fd is any open fd of the same VM (the
+ * VM is compared, not the fd number: a number reused for another VM finds
+ * nothing). -ENOENT if this store has not bound that slot on that VM,
+ * -EBADF if vm_fd is not open. If KVM refuses the deletion, the slot stays
+ * bound and its mapping stays, since KVM may still use it.
  */
 int gm_kvm_memslot_unbind(struct gm_store *store, int vm_fd, uint32_t slot);
 
