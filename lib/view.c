@@ -330,7 +330,7 @@ static int keep_hold(struct pin_node *n, void *arg)
  * the whole run [S, E) instead, which never costs any, but for the pages
  * that must stay open: hypervisor-visible ranges, and outside [s, e) held
  * pages (pins, gm_view_open). Inside [s, e), the pages becoming private, no
- * hold keeps a page open (one going away may still be in the tree).
+ * hold keeps a page open, whatever the tree holds.
  */
 static int close_run(struct gm_store *store, uint64_t s, uint64_t e, uint64_t S,
 		     uint64_t E, struct gm_view_log *log)

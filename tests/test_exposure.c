@@ -379,6 +379,30 @@ static void test_exec(void **state)
 	assert_int_equal(gm_store_destroy(s), 0);
 }
 
+/*
+ * What a process allowed to read /proc/<pid>/mem can also do: open the
+ * store's fd through /proc/<pid>/fd. A memfd reopens (and maps, so every
+ * page reads: the documented limit of that backing); a guest_memfd does
+ * not (an anonymous inode: ENXIO).
+ */
+static void test_reopen_through_proc(void **state)
+{
+	struct gm_store *s = tu_store(NPAGES * PG, 0);
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", gm_store_fd(s));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (tu_backing == GM_BACKING_GUEST_MEMFD) {
+		assert_int_equal(fd, -1);
+		assert_int_equal(errno, ENXIO);
+	} else {
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	assert_int_equal(gm_store_destroy(s), 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +412,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_smaps_flags),
 		cmocka_unit_test(test_fork),
 		cmocka_unit_test(test_exec),
+		cmocka_unit_test(test_reopen_through_proc),
 	};
 
 	if (argc > 1 && !strcmp(argv[1], EXEC_CHILD))
