@@ -112,11 +112,16 @@ int gm_check_attr(int attr, const char *what)
 	return 0;
 }
 
+bool gm_in_callback(struct gm_store *store)
+{
+	return __atomic_load_n(&store->writing, __ATOMIC_ACQUIRE) &&
+	       pthread_equal(__atomic_load_n(&store->writer, __ATOMIC_RELAXED),
+			     pthread_self());
+}
+
 int gm_check_reentry(struct gm_store *store, const char *what)
 {
-	if (__atomic_load_n(&store->writing, __ATOMIC_ACQUIRE) &&
-	    pthread_equal(__atomic_load_n(&store->writer, __ATOMIC_RELAXED),
-			  pthread_self()))
+	if (gm_in_callback(store))
 		return gm_error(-EDEADLK,
 				"%s: called from a listener of the same store",
 				what);

@@ -81,9 +81,9 @@ struct gm_store {
 	void *fault_opaque;
 
 	/*
-	 * Lock order: lock, then view_lock, then pin_lock. Conversions hold lock for writing; attribute queries,
-	 * accesses and pins hold it for reading, so they never see a
-	 * conversion half done.
+	 * Lock order: lock, then view_lock, then pin_lock. Conversions hold
+	 * lock for writing; attribute queries, accesses and pins hold it for
+	 * reading, so they never see a conversion half done.
 	 */
 	pthread_rwlock_t lock;
 	struct emap *attrs; /* GM_ATTR_* per page, under lock */
@@ -132,6 +132,8 @@ int gm_check_bytes(const struct gm_store *store, uint64_t off, uint64_t len,
 		   const char *what);
 int gm_check_attr(int attr, const char *what);
 
+/* Whether the calling thread is inside a listener of this store. */
+bool gm_in_callback(struct gm_store *store);
 /* -EDEADLK if the calling thread is inside a listener of this store. */
 int gm_check_reentry(struct gm_store *store, const char *what);
 

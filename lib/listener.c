@@ -72,7 +72,7 @@ void gm_listener_unregister(struct gm_listener *listener)
 	if (!listener)
 		return;
 	store = listener->store;
-	if (gm_check_reentry(store, "gm_listener_unregister")) {
+	if (gm_in_callback(store)) {
 		/* From a callback: this thread holds the write lock. */
 		listener->dead = true;
 		store->dead_listeners = true;

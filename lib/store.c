@@ -339,7 +339,7 @@ static const char *store_users(struct gm_store *store)
 	pins = store->nr_pins;
 	pthread_mutex_unlock(&store->pin_lock);
 	if (pins)
-		return "pins are held (gm_unpin them)";
+		return "pins or view holds remain (gm_unpin, gm_view_release)";
 	if (store->kvm_slots)
 		return "KVM memslots are bound (gm_kvm_memslot_unbind them)";
 	if (store->listeners)

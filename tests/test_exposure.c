@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,51 +29,6 @@
 
 #define NPAGES 32
 #define SECRET_PAGE 5
-
-struct file_id {
-	unsigned int major, minor;
-	unsigned long ino;
-};
-
-static struct file_id store_file(struct gm_store *s)
-{
-	struct stat st;
-
-	assert_int_equal(fstat(gm_store_fd(s), &st), 0);
-	return (struct file_id){ major(st.st_dev), minor(st.st_dev),
-				 (unsigned long)st.st_ino };
-}
-
-/*
- * Mappings of this process of file id that cover file offset off (or of any
- * offset, with off == UINT64_MAX); the first one's address in *addr.
- */
-static int maps_covering(struct file_id id, uint64_t off, uintptr_t *addr)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	int n = 0;
-
-	assert_non_null(f);
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long start, end, ino;
-		unsigned long long foff;
-		unsigned int ma, mi;
-
-		if (sscanf(line, "%lx-%lx %*s %llx %x:%x %lu", &start, &end,
-			   &foff, &ma, &mi, &ino) != 6)
-			continue;
-		if (ma != id.major || mi != id.minor || ino != id.ino)
-			continue;
-		if (off != UINT64_MAX &&
-		    (off < foff || off >= foff + (end - start)))
-			continue;
-		if (n++ == 0 && addr)
-			*addr = start + (off == UINT64_MAX ? 0 : off - foff);
-	}
-	fclose(f);
-	return n;
-}
 
 /* What /proc/self/mem gives at addr: 1 if it holds want, else 0. */
 static int proc_mem_reveals(const void *addr, const uint8_t *want, size_t len)
@@ -131,14 +84,14 @@ static void test_forced_reads(void **state)
 	static uint8_t secret[PG];
 	struct gm_store *s = store_with_secret(0, secret, 0);
 	uint8_t *v = gm_view_base(s);
-	struct file_id id = store_file(s);
+	struct tu_file_id id = tu_store_file(s);
 	uintptr_t at = 0;
 
 	/* Shared neighbours are mapped from the file (the probe works)... */
-	assert_true(maps_covering(id, (SECRET_PAGE + 1) * PG, &at) >= 1);
+	assert_true(tu_fd_mappings(id, (SECRET_PAGE + 1) * PG, &at) >= 1);
 	assert_ptr_equal((void *)at, v + (SECRET_PAGE + 1) * PG);
 	/* ...the private page is not, anywhere in the process. */
-	assert_int_equal(maps_covering(id, SECRET_PAGE * PG, NULL), 0);
+	assert_int_equal(tu_fd_mappings(id, SECRET_PAGE * PG, NULL), 0);
 	assert_false(proc_mem_reveals(v + SECRET_PAGE * PG, secret, PG));
 	assert_false(vm_readv_reveals(v + SECRET_PAGE * PG, secret, PG));
 	assert_int_equal(tu_probe(v + SECRET_PAGE * PG, false), SIGSEGV);
@@ -148,7 +101,7 @@ static void test_forced_reads(void **state)
 			 0);
 	assert_true(proc_mem_reveals(v + SECRET_PAGE * PG, secret, PG));
 	assert_true(vm_readv_reveals(v + SECRET_PAGE * PG, secret, PG));
-	assert_int_equal(maps_covering(id, SECRET_PAGE * PG, NULL), 1);
+	assert_int_equal(tu_fd_mappings(id, SECRET_PAGE * PG, NULL), 1);
 
 	/* Private again, and a lazy view never mapped it at all. */
 	assert_int_equal(
@@ -166,8 +119,8 @@ static void test_forced_reads_lazy_and_budget(void **state)
 
 	/* Lazy: the page was shared, written through a window, then private */
 	s = store_with_secret(GM_STORE_VIEW_LAZY, secret, 0);
-	assert_int_equal(maps_covering(store_file(s), SECRET_PAGE * PG, NULL),
-			 0);
+	assert_int_equal(
+		tu_fd_mappings(tu_store_file(s), SECRET_PAGE * PG, NULL), 0);
 	assert_false(proc_mem_reveals(
 		(uint8_t *)gm_view_base(s) + SECRET_PAGE * PG, secret, PG));
 	assert_int_equal(gm_store_destroy(s), 0);
@@ -180,14 +133,14 @@ static void test_forced_reads_lazy_and_budget(void **state)
 	assert_int_equal(gm_write(s, SECRET_PAGE * PG, secret, PG), 0);
 	assert_int_equal(gm_convert(s, 0, PG, GM_ATTR_PRIVATE, 0), 0);
 	assert_int_equal(gm_pin(s, SECRET_PAGE * PG, PG, 0, &pin), 0);
-	assert_int_equal(maps_covering(store_file(s), SECRET_PAGE * PG, NULL),
-			 1);
+	assert_int_equal(
+		tu_fd_mappings(tu_store_file(s), SECRET_PAGE * PG, NULL), 1);
 	gm_unpin(pin);
 	assert_int_equal(gm_convert(s, SECRET_PAGE * PG, PG, GM_ATTR_PRIVATE,
 				    GM_CONVERT_REVOKE),
 			 0);
-	assert_int_equal(maps_covering(store_file(s), SECRET_PAGE * PG, NULL),
-			 0);
+	assert_int_equal(
+		tu_fd_mappings(tu_store_file(s), SECRET_PAGE * PG, NULL), 0);
 	assert_int_equal(gm_store_destroy(s), 0);
 }
 
@@ -209,7 +162,7 @@ static void test_hv_visible_exception(void **state)
 }
 
 /* Count the store's mappings missing " dd" or " dc" in smaps; *seen all. */
-static int smaps_unprotected(struct file_id id, int *seen)
+static int smaps_unprotected(struct tu_file_id id, int *seen)
 {
 	FILE *f = fopen("/proc/self/smaps", "r");
 	char line[512];
@@ -268,7 +221,7 @@ static void test_smaps_flags(void **state)
 	assert_int_equal(gm_pin(s, 14 * PG, PG, 0, &own), 0);
 	assert_int_equal(gm_hv_visible_add(s, 20 * PG, PG), 0);
 	assert_int_equal(gm_kvm_memslot_bind(s, vm, 0, 0, 0, NPAGES * PG), 0);
-	assert_int_equal(smaps_unprotected(store_file(s), &seen), 0);
+	assert_int_equal(smaps_unprotected(tu_store_file(s), &seen), 0);
 	/* the view's open pieces and the windows: at least three mappings */
 	assert_true(seen >= 3);
 	gm_unpin(own);
@@ -283,7 +236,7 @@ static void test_fork(void **state)
 {
 	static uint8_t secret[PG];
 	struct gm_store *s = store_with_secret(0, secret, 0);
-	struct file_id id = store_file(s);
+	struct tu_file_id id = tu_store_file(s);
 	uint8_t *v = gm_view_base(s);
 	struct gm_pin *pin;
 	int status;
@@ -291,7 +244,7 @@ static void test_fork(void **state)
 
 	assert_int_equal(gm_pin(s, 0, 2 * PG, 0, &pin), 0);
 	/* The parent has them... */
-	assert_true(maps_covering(id, UINT64_MAX, NULL) >= 1);
+	assert_true(tu_fd_mappings(id, UINT64_MAX, NULL) >= 1);
 	fflush(NULL);
 	pid = fork();
 	assert_true(pid >= 0);
@@ -299,7 +252,7 @@ static void test_fork(void **state)
 		int code = 0;
 
 		signal(SIGSEGV, SIG_DFL);
-		if (maps_covering(id, UINT64_MAX, NULL) != 0)
+		if (tu_fd_mappings(id, UINT64_MAX, NULL) != 0)
 			code |= 1;
 		if (proc_mem_reveals(v + SECRET_PAGE * PG, secret, PG))
 			code |= 2;

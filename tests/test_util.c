@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -316,4 +318,40 @@ void tu_expect_pattern(struct gm_store *s, uint64_t off, uint64_t len,
 			tu_pat_byte(off + bad, seed));
 	assert_int_equal(bad, len);
 	free(b);
+}
+
+struct tu_file_id tu_store_file(struct gm_store *s)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(gm_store_fd(s), &st), 0);
+	return (struct tu_file_id){ major(st.st_dev), minor(st.st_dev),
+				    (unsigned long)st.st_ino };
+}
+
+int tu_fd_mappings(struct tu_file_id id, uint64_t off, uintptr_t *addr)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long start, end, ino;
+		unsigned long long foff;
+		unsigned int ma, mi;
+
+		if (sscanf(line, "%lx-%lx %*s %llx %x:%x %lu", &start, &end,
+			   &foff, &ma, &mi, &ino) != 6)
+			continue;
+		if (ma != id.major || mi != id.minor || ino != id.ino)
+			continue;
+		if (off != UINT64_MAX &&
+		    (off < foff || off >= foff + (end - start)))
+			continue;
+		if (n++ == 0 && addr)
+			*addr = start + (off == UINT64_MAX ? 0 : off - foff);
+	}
+	fclose(f);
+	return n;
 }

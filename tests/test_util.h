@@ -92,6 +92,18 @@ void tu_stats(struct gm_store *s, struct gm_stats *st);
 void *tu_raw_map(struct gm_store *s);
 void tu_raw_unmap(struct gm_store *s, void *p);
 
+/* The store's file, as /proc/self/maps names it (device and inode). */
+struct tu_file_id {
+	unsigned int major, minor;
+	unsigned long ino;
+};
+struct tu_file_id tu_store_file(struct gm_store *s);
+/*
+ * Mappings of this process of file id that cover file offset off (of any
+ * offset, with off == UINT64_MAX); the first one's address in *addr.
+ */
+int tu_fd_mappings(struct tu_file_id id, uint64_t off, uintptr_t *addr);
+
 /* Milliseconds on CLOCK_MONOTONIC. */
 uint64_t tu_now_ms(void);
 

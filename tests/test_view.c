@@ -308,6 +308,7 @@ static void test_hold_random(void **state)
 	} holds[MAX_HOLDS];
 	uint8_t attr[HOLD_PAGES] = { 0 }; /* GM_ATTR_SHARED */
 	unsigned int nr = 0, held[HOLD_PAGES] = { 0 };
+	struct tu_file_id id;
 	struct gm_store_opts o;
 	struct gm_store *s;
 	uint8_t *v;
@@ -316,6 +317,7 @@ static void test_hold_random(void **state)
 	o.view_budget = 6;
 	s = tu_store_with(&o);
 	v = gm_view_base(s);
+	id = tu_store_file(s);
 	for (int round = 0; round < 3000; round++) {
 		uint64_t a = tu_rand(&seed) % HOLD_PAGES;
 		uint64_t e = a + 1 + tu_rand(&seed) % 6;
@@ -371,6 +373,14 @@ static void test_hold_random(void **state)
 			assert_int_equal(tu_probe(v + p * PG, true), 0);
 		}
 		assert_true(gm_view_extent_count(s) <= 6 + 2 * nr);
+		/* Now and then: no private page is mapped from the fd. */
+		if (round % 64 == 0)
+			for (uint64_t p = 0; p < HOLD_PAGES; p++)
+				if (attr[p] == GM_ATTR_PRIVATE &&
+				    tu_fd_mappings(id, p * PG, NULL))
+					fail_msg("round %d: private page %llu "
+						 "is mapped from the fd",
+						 round, (unsigned long long)p);
 	}
 	while (nr--)
 		assert_int_equal(

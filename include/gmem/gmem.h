@@ -406,7 +406,7 @@ struct gm_stats {
 	uint64_t busy_refusals; /* of those, -EBUSY (pinned) */
 	uint64_t vetoes; /* of those, vetoed by a listener */
 	uint64_t convert_ns; /* time spent in successful conversions */
-	uint64_t view_mprotects; /* mprotect calls on the host view */
+	uint64_t view_mprotects; /* changes of the host view's mappings */
 	uint64_t pins; /* pins taken */
 	uint64_t pins_active;
 	uint64_t revokes; /* revoke callbacks called */
