@@ -35,6 +35,21 @@ static void populate(uint8_t *p, uint8_t v)
 		p[off] = v;
 }
 
+/*
+ * Allocate both stores' pages in turn, page by page, so that neither gets
+ * the more scattered free pages: an unmap or mprotect reads each page's
+ * struct page, and a mapping allocated first from fragmented free memory
+ * was 11-15 % slower to change in every repetition (docs/performance.md,
+ * "Noise in the 1 GiB rows").
+ */
+static void populate_interleaved(uint8_t *a, uint8_t *b)
+{
+	for (uint64_t off = 0; off < SZ; off += 4096) {
+		a[off] = 1;
+		b[off] = 1;
+	}
+}
+
 static void convert(struct gm_store *s, enum gm_attr to, unsigned int flags)
 {
 	int ret = gm_convert(s, 0, SZ, to, flags);
@@ -61,6 +76,29 @@ static double t_mprotect(void *p, int prot)
 	return (now_ns() - t0) / 1e6;
 }
 
+/*
+ * Back to shared, and the host writes every page again: mapping the fd
+ * back is lazy, so what the host pays is in the faults of its next touch.
+ */
+static double t_shared_touch(struct gm_store *s, uint8_t *v)
+{
+	uint64_t t0 = now_ns();
+
+	convert(s, GM_ATTR_SHARED, 0);
+	populate(v, 2);
+	return (now_ns() - t0) / 1e6;
+}
+
+static double t_mprotect_touch(uint8_t *p)
+{
+	uint64_t t0 = now_ns();
+
+	if (mprotect(p, SZ, PROT_READ | PROT_WRITE))
+		die("mprotect 1 GiB: %s", strerror(errno));
+	populate(p, 2);
+	return (now_ns() - t0) / 1e6;
+}
+
 /* Take [p, p + SZ) out of the address space: an anonymous reservation. */
 static double t_unmap(void *p)
 {
@@ -75,7 +113,8 @@ static double t_unmap(void *p)
 
 /*
  * Map the fd read/write over [p, p + SZ) again, with the advice every
- * mapping of a store carries (out of core dumps and forked children).
+ * mapping of a store carries (out of core dumps and forked children), and
+ * write every page.
  */
 static double t_map(void *p, int fd)
 {
@@ -85,6 +124,7 @@ static double t_map(void *p, int fd)
 		 0) == MAP_FAILED ||
 	    madvise(p, SZ, MADV_DONTDUMP) || madvise(p, SZ, MADV_DONTFORK))
 		die("mmap of the fd 1 GiB: %s", strerror(errno));
+	populate(p, 2);
 	return (now_ns() - t0) / 1e6;
 }
 
@@ -134,19 +174,19 @@ void bench_convert_1g(void)
 	fm = gm_view_base(f);
 
 	/*
-	 * In place. Each timed call follows the populate of its own mapping
-	 * directly: populating both and then timing one after the other
-	 * times the second on page tables the first evicted from the caches
-	 * (that ordering was worth 10-25 % here). mprotect keeps the pages
-	 * mapped, so its pair runs on a freshly populated floor mapping too.
+	 * In place. Both stores' pages are allocated in turn first; each
+	 * timed call then follows the populate of its own mapping. mprotect
+	 * keeps the pages mapped, so its pair runs on a freshly populated
+	 * floor mapping too.
 	 */
+	populate_interleaved(v, fm);
 	for (int i = 0; i < n; i++) {
 		if (i % 2) {
 			populate(v, i);
 			op[i] = t_convert(s, GM_ATTR_PRIVATE, 0);
 			populate(fm, i);
 			fp[i] = t_unmap(fm);
-			os[i] = t_convert(s, GM_ATTR_SHARED, 0);
+			os[i] = t_shared_touch(s, v);
 			fs[i] = t_map(fm, ffd);
 		} else {
 			populate(fm, i);
@@ -154,17 +194,19 @@ void bench_convert_1g(void)
 			populate(v, i);
 			op[i] = t_convert(s, GM_ATTR_PRIVATE, 0);
 			fs[i] = t_map(fm, ffd);
-			os[i] = t_convert(s, GM_ATTR_SHARED, 0);
+			os[i] = t_shared_touch(s, v);
 		}
 		populate(fm, i);
 		mp[i] = t_mprotect(fm, PROT_NONE);
-		ms[i] = t_mprotect(fm, PROT_READ | PROT_WRITE);
+		ms[i] = t_mprotect_touch(fm);
 	}
 	add("convert1g.inplace.to_private",
 	    "1 GiB in place to private (populated, view open)", op,
 	    "mmap(anonymous, MAP_FIXED) over 1 GiB populated", fp, mp, n, b);
-	add("convert1g.inplace.to_shared", "1 GiB in place to shared", os,
-	    "mmap(fd, MAP_FIXED) + 2 madvise over 1 GiB", fs, ms, n, b);
+	add("convert1g.inplace.to_shared",
+	    "1 GiB in place to shared, then the host writes it", os,
+	    "mmap(fd, MAP_FIXED) + 2 madvise, then the same writes", fs, ms, n,
+	    b);
 
 	/* Destructive: every rep populates 1 GiB afresh. */
 	for (int i = 0; i < n; i++) {
