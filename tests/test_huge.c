@@ -129,6 +129,9 @@ static void test_thp_folio_survives(void **state)
 
 		assert_int_equal(gm_convert(s, pg * PG, PG, GM_ATTR_PRIVATE, 0),
 				 0);
+		/* a touch while mixed maps its neighbours at 4 KiB */
+		(void)*(volatile uint8_t *)((uint8_t *)gm_view_base(s) +
+					    (pg ^ 1) * PG);
 		assert_int_equal(gm_convert(s, pg * PG, PG, GM_ATTR_SHARED, 0),
 				 0);
 	}
@@ -202,7 +205,7 @@ static void destructive_one(enum gm_pages pages, uint64_t size)
 			 0);
 	stats(s, &st);
 	if (pages == GM_PAGES_HUGETLB_2M)
-		assert_int_equal(st.huge_bytes, HUGE);
+		assert_int_equal(st.huge_bytes, 0);
 	if (pages == GM_PAGES_HUGETLB_1G)
 		assert_int_equal(st.huge_bytes, size);
 	assert_int_equal(gm_convert(s, 0, HUGE, GM_ATTR_SHARED, 0), 0);
