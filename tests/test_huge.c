@@ -285,6 +285,16 @@ static void test_hugetlb_mixed(void **state)
 	assert_int_equal(((uint8_t *)gm_view_base(s))[5 * PG], 0x77);
 	tu_expect_pattern(s, 6 * PG, HUGE - 6 * PG, 4);
 
+	/* a pin in an all-shared huge page keeps no neighbour shared */
+	assert_int_equal(gm_pin(s, HUGE + 2 * PG, PG, 0, &pin), 0);
+	assert_int_equal(gm_convert(s, HUGE + 3 * PG, PG, GM_ATTR_PRIVATE, 0),
+			 0);
+	assert_int_equal(tu_pat_check(gm_pin_ptr(pin), PG, HUGE + 2 * PG, 4),
+			 PG);
+	gm_unpin(pin);
+	assert_int_equal(gm_convert(s, HUGE + 3 * PG, PG, GM_ATTR_SHARED, 0),
+			 0);
+
 	/* a hold of one page holds its whole huge page shared */
 	assert_int_equal(gm_view_open(s, HUGE + PG, PG), 0);
 	assert_int_equal(gm_convert(s, HUGE + 9 * PG, PG, GM_ATTR_PRIVATE, 0),
