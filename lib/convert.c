@@ -284,8 +284,8 @@ static bool held_huge_page(struct gm_store *store, uint64_t p0, uint64_t p1,
 {
 	uint64_t g = store->granule;
 
-	if (g == 1 || !gm_view_held(store, p0 & ~(g - 1),
-				    (p1 + g - 1) & ~(g - 1)))
+	if (g == 1 ||
+	    !gm_view_held(store, p0 & ~(g - 1), (p1 + g - 1) & ~(g - 1)))
 		return false;
 	*err_off = (p0 & ~(g - 1)) << GM_PAGE_SHIFT;
 	return true;

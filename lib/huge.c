@@ -210,9 +210,9 @@ int gm_huge_memfd(struct gm_store *store)
 	int fd;
 
 	if (store->granule > 1)
-		flags |= MFD_HUGETLB | ((unsigned int)__builtin_ctzll(
-						store->huge_size)
-					<< GM_MFD_HUGE_SHIFT);
+		flags |= MFD_HUGETLB |
+			 ((unsigned int)__builtin_ctzll(store->huge_size)
+			  << GM_MFD_HUGE_SHIFT);
 	fd = memfd_create("gmem", flags);
 	if (fd < 0)
 		return gm_error(-errno, "%s memfd backing: memfd_create",

@@ -176,7 +176,8 @@ bool tu_hugetlb_reserve(uint64_t kb, uint64_t n)
 	snprintf(path, sizeof(path), TU_HUGETLB_DIR "%llukB/nr_hugepages",
 		 (unsigned long long)kb);
 	nr = read_num(path);
-	snprintf(val, sizeof(val), "%llu", (unsigned long long)(nr + n - avail));
+	snprintf(val, sizeof(val), "%llu",
+		 (unsigned long long)(nr + n - avail));
 	if (tu_knob_set(path, val) || tu_hugetlb_avail(kb) < n) {
 		fprintf(stderr,
 			"SKIP: %llu hugetlb pages of %llu kB cannot be "

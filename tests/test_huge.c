@@ -186,23 +186,23 @@ static void destructive_one(enum gm_pages pages, uint64_t size)
 	tu_write_pattern(s, 0, HUGE, 3);
 	if (pages == GM_PAGES_THP_2M)
 		pfn = huge_folio(s, 0);
-	assert_int_equal(gm_convert(s, off, PG, GM_ATTR_PRIVATE,
-				    GM_CONVERT_DESTRUCTIVE),
-			 0);
+	assert_int_equal(
+		gm_convert(s, off, PG, GM_ATTR_PRIVATE, GM_CONVERT_DESTRUCTIVE),
+		0);
 	assert_int_equal(gm_convert(s, off, PG, GM_ATTR_SHARED, 0), 0);
 	assert_int_equal(gm_read(s, 0, buf, HUGE), 0);
 	assert_int_equal(tu_pat_check(buf, off, 0, 3), off);
 	assert_int_equal(tu_zero_check(buf + off, PG), PG);
-	assert_int_equal(tu_pat_check(buf + off + PG, HUGE - off - PG,
-				      off + PG, 3),
-			 HUGE - off - PG);
+	assert_int_equal(
+		tu_pat_check(buf + off + PG, HUGE - off - PG, off + PG, 3),
+		HUGE - off - PG);
 	if (pages == GM_PAGES_THP_2M)
 		assert_int_equal(huge_folio(s, 0), pfn);
 	/* a whole huge page is punched: it reads zero, and is no more (a
 	 * 2 MiB part of a 1 GiB page is zeroed, the page stays) */
-	assert_int_equal(gm_convert(s, 0, HUGE, GM_ATTR_PRIVATE,
-				    GM_CONVERT_DESTRUCTIVE),
-			 0);
+	assert_int_equal(
+		gm_convert(s, 0, HUGE, GM_ATTR_PRIVATE, GM_CONVERT_DESTRUCTIVE),
+		0);
 	stats(s, &st);
 	if (pages == GM_PAGES_HUGETLB_2M)
 		assert_int_equal(st.huge_bytes, 0);
@@ -272,8 +272,7 @@ static void test_hugetlb_mixed(void **state)
 
 	assert_int_equal(gm_pin(s, 4 * PG, PG, 0, &pin), 0);
 	assert_int_equal(tu_pat_check(gm_pin_ptr(pin), PG, 4 * PG, 4), PG);
-	assert_int_equal(gm_convert(s, 4 * PG, PG, GM_ATTR_PRIVATE, 0),
-			 -EBUSY);
+	assert_int_equal(gm_convert(s, 4 * PG, PG, GM_ATTR_PRIVATE, 0), -EBUSY);
 	/* the pin does not keep its neighbours shared */
 	assert_int_equal(gm_convert(s, 6 * PG, PG, GM_ATTR_PRIVATE, 0), 0);
 	gm_unpin(pin);
