@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "opts.h"
@@ -121,6 +122,15 @@ static int prepare_listeners(const struct conversion *c, uint64_t *err_off)
 	return 0;
 }
 
+/* Whether [off, off + len) of the backing holds no page at all. */
+static bool is_hole(struct gm_store *store, uint64_t off, uint64_t len)
+{
+	off_t data = lseek(store->fd, (off_t)off, SEEK_DATA);
+
+	return (data < 0 && errno == ENXIO) ||
+	       (data >= 0 && (uint64_t)data >= off + len);
+}
+
 static int zero_pages(struct gm_store *store, uint64_t off, uint64_t len)
 {
 	int ret = gm_fault(store, GM_FAULT_ZERO_WINDOW);
@@ -128,12 +138,48 @@ static int zero_pages(struct gm_store *store, uint64_t off, uint64_t len)
 
 	if (ret)
 		return ret;
+	if (is_hole(store, off, len))
+		return 0;
 	w = gm_map_window(store, off, len);
 	if (!w)
 		return -errno;
 	memset(w, 0, len);
-	munmap(w, len);
+	gm_unmap_window(store, w, off, len);
 	return 0;
+}
+
+/* Punch [off, off + len), whole backing pages; zero it if that fails. */
+static int punch(struct gm_store *store, uint64_t off, uint64_t len)
+{
+	int ret = gm_fault(store, GM_FAULT_PUNCH);
+
+	if (!ret &&
+	    fallocate(store->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      off, len))
+		ret = -errno;
+	return ret ? zero_pages(store, off, len) : 0;
+}
+
+/*
+ * Discard [off, off + len): the whole huge pages in it are punched; the
+ * 4 KiB pages of a huge page partly in it are zeroed instead, so that the
+ * backing's huge page is never split (THP) or cannot be (hugetlb).
+ */
+static int discard_range(struct gm_store *store, uint64_t off, uint64_t len)
+{
+	uint64_t h = store->huge_size, end = off + len;
+	uint64_t head = (off + h - 1) & ~(h - 1), tail = end & ~(h - 1);
+	int ret;
+
+	if (head >= tail)
+		return h == GM_PAGE_SIZE ? punch(store, off, len) :
+					   zero_pages(store, off, len);
+	ret = head > off ? zero_pages(store, off, head - off) : 0;
+	if (!ret)
+		ret = punch(store, head, tail - head);
+	if (!ret && end > tail)
+		ret = zero_pages(store, tail, end - tail);
+	return ret;
 }
 
 static int discard(const struct conversion *c, uint64_t *err_off)
@@ -144,14 +190,7 @@ static int discard(const struct conversion *c, uint64_t *err_off)
 	for (size_t i = 0; i < c->nr_chg; i++) {
 		struct gm_range_change ch = change_of(c, i);
 
-		ret = gm_fault(store, GM_FAULT_PUNCH);
-		if (!ret &&
-		    fallocate(store->fd,
-			      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      ch.off, ch.len))
-			ret = -errno;
-		if (ret)
-			ret = zero_pages(store, ch.off, ch.len);
+		ret = discard_range(store, ch.off, ch.len);
 		if (ret) {
 			*err_off = ch.off;
 			return gm_error(ret,
@@ -236,6 +275,22 @@ static int check_args(struct gm_store *store, uint64_t off, uint64_t len,
 	return ret;
 }
 
+/*
+ * hugetlb: the view closes whole huge pages, so a hold of the view keeps
+ * every page of its huge pages from becoming private.
+ */
+static bool held_huge_page(struct gm_store *store, uint64_t p0, uint64_t p1,
+			   uint64_t *err_off)
+{
+	uint64_t g = store->granule;
+
+	if (g == 1 ||
+	    !gm_view_held(store, p0 & ~(g - 1), (p1 + g - 1) & ~(g - 1)))
+		return false;
+	*err_off = (p0 & ~(g - 1)) << GM_PAGE_SHIFT;
+	return true;
+}
+
 /* Steps 1-7 of the header comment; the write lock is held. */
 static int convert_locked(struct conversion *c, uint64_t *err_off)
 {
@@ -254,6 +309,13 @@ static int convert_locked(struct conversion *c, uint64_t *err_off)
 					"gm_convert: page at 0x%llx is pinned",
 					(unsigned long long)pinned);
 		}
+		if (held_huge_page(store, c->p0, c->p1, err_off))
+			return gm_error(-EBUSY,
+					"gm_convert: the huge page at 0x%llx "
+					"is held open by gm_view_open; on "
+					"hugetlb none of its pages can "
+					"become private meanwhile",
+					(unsigned long long)*err_off);
 	}
 	ret = gm_fault(store, GM_FAULT_ALLOC);
 	if (!ret)

@@ -65,6 +65,7 @@ struct gm_kvm_slot {
 	uint32_t slot;
 	bool guest_memfd; /* KVM_SET_USER_MEMORY_REGION2 with the store's fd */
 	void *kvm_map; /* memfd backing: KVM's own mapping, else NULL */
+	uint64_t off; /* of the store, where kvm_map starts */
 	uint64_t len;
 };
 
@@ -77,6 +78,13 @@ struct gm_store {
 	int own_kvm_fd; /* /dev/kvm opened for it, or -1 */
 	unsigned int flags;
 	uint32_t view_budget;
+	enum gm_pages pages;
+	uint64_t huge_size; /* bytes of a backing page: 4096, 2 MiB, 1 GiB */
+	/*
+	 * Pages of the view's granule: 1, or a whole huge page on hugetlb,
+	 * whose mappings change only by whole huge pages.
+	 */
+	uint64_t granule;
 	gm_fault_fn fault_inject; /* testing.h */
 	void *fault_opaque;
 
@@ -103,6 +111,11 @@ struct gm_store {
 	unsigned int nr_hv;
 	/* held open: no conversion closes them (gm_pin.view_hold) */
 	struct pin_tree view_holds;
+	/*
+	 * GM_PAGES_THP_2M: one bit per 2 MiB region of the view, set while a
+	 * view change left it mixed (its 2 MiB mapping lost); under view_lock.
+	 */
+	uint8_t *thp_split;
 
 	pthread_mutex_t pin_lock;
 	pthread_cond_t pin_released;
@@ -191,6 +204,8 @@ int gm_view_hold(struct gm_store *store, struct pin_node *hold, uint64_t start,
 void gm_view_unhold(struct gm_store *store, struct pin_node *hold);
 /* Whether every page of [start, end) is open. Caller holds lock. */
 bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end);
+/* Whether a hold (gm_view_open, pins) covers a page of [start, end). */
+bool gm_view_held(struct gm_store *store, uint64_t start, uint64_t end);
 /* Copy between buf and pages known to be shared; caller holds lock. */
 int gm_view_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
 		 bool write);
@@ -202,11 +217,38 @@ int gm_view_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
  */
 void *gm_map_store(struct gm_store *store, void *at, uint64_t off,
 		   uint64_t len);
-/* A transient mapping of [off, off + len) of its own; NULL and errno. */
+/*
+ * An anonymous PROT_NONE reservation of len bytes at `at` (MAP_FIXED) or
+ * anywhere aligned to align (a power of two); NULL and errno.
+ */
+void *gm_reserve(void *at, uint64_t len, uint64_t align);
+/*
+ * A transient mapping of [off, off + len) of its own, returning the address
+ * of byte off; NULL and errno. On hugetlb it maps the whole huge pages
+ * holding the range. Unmap with gm_unmap_window and the same off, len.
+ */
 void *gm_map_window(struct gm_store *store, uint64_t off, uint64_t len);
+void gm_unmap_window(struct gm_store *store, void *p, uint64_t off,
+		     uint64_t len);
 /* Copy through a transient mapping, for shared pages the view keeps closed. */
 int gm_window_copy(struct gm_store *store, uint64_t off, void *buf, size_t len,
 		   bool write);
+
+/*
+ * huge.c: huge backings. gm_huge_setup checks the options and sets the
+ * store's page sizes; gm_huge_memfd creates the backing memfd for
+ * store->pages (checking the system allows it), or -errno with a message.
+ */
+int gm_huge_setup(struct gm_store *store, enum gm_backing backing,
+		  enum gm_pages pages);
+int gm_huge_memfd(struct gm_store *store);
+/*
+ * After the view changed [s, e) (view_lock held for writing): track which
+ * THP regions are mixed, re-collapse those that became uniformly open.
+ */
+void gm_huge_view_changed(struct gm_store *store, uint64_t s, uint64_t e,
+			  bool closed);
+uint64_t gm_huge_bytes(struct gm_store *store);
 
 /* pin.c: first pinned byte offset overlapping [start, end), or UINT64_MAX */
 uint64_t gm_pins_first_overlap(struct gm_store *store, uint64_t start,

@@ -41,10 +41,10 @@ static struct gm_kvm_slot **find_slot(struct gm_store *store, int vm_fd,
 	return p;
 }
 
-static void slot_free(struct gm_kvm_slot *s)
+static void slot_free(struct gm_store *store, struct gm_kvm_slot *s)
 {
 	if (s->kvm_map)
-		munmap(s->kvm_map, s->len);
+		gm_unmap_window(store, s->kvm_map, s->off, s->len);
 	if (s->vm_fd >= 0)
 		close(s->vm_fd);
 	free(s);
@@ -83,13 +83,14 @@ static int bind_memfd(struct gm_store *store, struct gm_kvm_slot *s,
 	};
 	int ret;
 
+	s->off = off;
 	s->kvm_map = gm_map_window(store, off, s->len);
 	if (!s->kvm_map)
 		return gm_error(-errno, "gm_kvm_memslot_bind: mapping for KVM");
 	region.userspace_addr = (uint64_t)(uintptr_t)s->kvm_map;
 	if (ioctl(s->vm_fd, KVM_SET_USER_MEMORY_REGION, &region)) {
 		ret = -errno;
-		munmap(s->kvm_map, s->len);
+		gm_unmap_window(store, s->kvm_map, off, s->len);
 		return gm_error(ret,
 				"gm_kvm_memslot_bind: slot %u at gpa 0x%llx",
 				s->slot, (unsigned long long)gpa);
@@ -154,7 +155,7 @@ int gm_kvm_memslot_bind(struct gm_store *store, int vm_fd, uint32_t slot,
 	pthread_rwlock_unlock(&store->lock);
 	if (ret) {
 		s->kvm_map = NULL; /* bind_memfd unmapped it */
-		slot_free(s);
+		slot_free(store, s);
 	}
 	return ret;
 }
@@ -194,7 +195,7 @@ int gm_kvm_memslot_unbind(struct gm_store *store, int vm_fd, uint32_t slot)
 			       slot, vm_fd);
 	} else {
 		*p = s->next;
-		slot_free(s);
+		slot_free(store, s);
 	}
 	pthread_rwlock_unlock(&store->lock);
 	return ret;

@@ -53,7 +53,9 @@ static void drop_access(struct gm_pin *pin)
 		pin->view_held = false;
 	}
 	if (pin->own_map) {
-		munmap(pin->own_map, pin_bytes(pin));
+		gm_unmap_window(pin->store, pin->own_map,
+				pin->node.first << GM_PAGE_SHIFT,
+				pin_bytes(pin));
 		pin->own_map = NULL;
 	}
 }
@@ -135,9 +137,12 @@ static int pin_build(struct gm_store *store, uint64_t off, uint64_t len,
 	/*
 	 * A hold of the view keeps the pages open (no conversion closes held
 	 * pages), so a view pointer stays valid; past the view budget, a
-	 * mapping of its own, unless the pin is a hold of the view only.
+	 * mapping of its own, unless the pin is a hold of the view only. On
+	 * hugetlb pins take no hold, which would keep the whole huge page's
+	 * neighbours from becoming private.
 	 */
-	if (!gm_view_hold(store, &pin->view_hold, start, end)) {
+	if ((store->granule == 1 || pin->view_only) &&
+	    !gm_view_hold(store, &pin->view_hold, start, end)) {
 		pin->view_held = true;
 		pin->ptr = store->view + off;
 	} else if (pin->view_only) {

@@ -48,6 +48,7 @@ int gm_store_stats(struct gm_store *store, struct gm_stats *stats)
 	out->pins_active = store->nr_pins;
 	out->tracking_bytes += store->nr_pins * sizeof(struct gm_pin);
 	pthread_mutex_unlock(&store->pin_lock);
+	out->huge_bytes = gm_huge_bytes(store);
 	gm_read_unlock(store);
 	gm_out_copy(stats, out, sizeof(*out));
 	return 0;

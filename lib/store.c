@@ -188,10 +188,10 @@ static int create_guest_memfd(struct gm_store *store, int vm_fd)
 
 static int create_memfd(struct gm_store *store)
 {
-	int fd = memfd_create("gmem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int fd = gm_huge_memfd(store);
 
 	if (fd < 0)
-		return gm_error(-errno, "memfd backing: memfd_create");
+		return fd;
 	/* Fixed size, as a guest_memfd's. */
 	if (ftruncate(fd, store->size) ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW)) {
@@ -204,12 +204,23 @@ static int create_memfd(struct gm_store *store)
 	return fd;
 }
 
+/*
+ * Huge pages only come with memfd here: GM_BACKING_AUTO means memfd for
+ * them, and guest_memfd is refused by gm_huge_setup.
+ */
 static int open_backing(struct gm_store *store, const struct gm_store_opts *o)
 {
-	int vm_fd = choose_backing("gm_store_create", o->backing, o->vm_fd,
-				   &store->own_kvm_fd, &store->own_vm_fd,
-				   &store->backing);
+	enum gm_backing want = o->backing;
+	int vm_fd;
 
+	if (o->pages != GM_PAGES_4K && want == GM_BACKING_AUTO)
+		want = GM_BACKING_MEMFD;
+	vm_fd = gm_huge_setup(store, want, o->pages);
+	if (vm_fd)
+		return vm_fd;
+	vm_fd = choose_backing("gm_store_create", want, o->vm_fd,
+			       &store->own_kvm_fd, &store->own_vm_fd,
+			       &store->backing);
 	if (vm_fd < 0)
 		return vm_fd;
 	if (store->backing == GM_BACKING_MEMFD)
@@ -247,6 +258,7 @@ static int read_opts(const struct gm_store_opts *user, struct gm_store_opts *o)
 static void store_free(struct gm_store *store)
 {
 	gm_view_fini(store);
+	free(store->thp_split);
 	if (store->attrs)
 		emap_destroy(store->attrs);
 	if (store->fd >= 0)
@@ -385,4 +397,9 @@ enum gm_backing gm_store_backing(const struct gm_store *store)
 size_t gm_store_page_size(const struct gm_store *store)
 {
 	return store ? GM_PAGE_SIZE : 0;
+}
+
+size_t gm_store_backing_page_size(const struct gm_store *store)
+{
+	return store ? store->huge_size : 0;
 }

@@ -26,11 +26,17 @@ static void *page_addr(struct gm_store *store, uint64_t page)
 /* An anonymous PROT_NONE reservation over [at, at + len): no store byte. */
 static void *reserve(void *at, uint64_t len)
 {
-	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
-		    (at ? MAP_FIXED : 0);
-	void *p = mmap(at, len, PROT_NONE, flags, -1, 0);
+	return gm_reserve(at, len, 0);
+}
 
-	return p == MAP_FAILED ? NULL : p;
+static uint64_t round_down(uint64_t page, uint64_t granule)
+{
+	return page & ~(granule - 1);
+}
+
+static uint64_t round_up(uint64_t page, uint64_t granule)
+{
+	return (page + granule - 1) & ~(granule - 1);
 }
 
 int gm_view_init(struct gm_store *store)
@@ -40,7 +46,8 @@ int gm_view_init(struct gm_store *store)
 	void *view;
 	int ret;
 
-	view = reserve(NULL, store->size);
+	/* Aligned to the backing's page, so that huge pages map huge. */
+	view = gm_reserve(NULL, store->size, store->huge_size);
 	if (!view)
 		return gm_error(-errno, "host view: reserving %llu bytes",
 				(unsigned long long)store->size);
@@ -135,12 +142,12 @@ static int open_piece(struct gm_store *store, uint64_t s, uint64_t e)
 	if (ret)
 		return ret;
 	emap_set(store->view_map, s, e, VIEW_OPEN);
+	gm_huge_view_changed(store, s, e, false);
 	return 0;
 }
 
 /* Open what is closed of [start, end) within the budget; view_lock held. */
-static uint64_t open_locked(struct gm_store *store, uint64_t start,
-			    uint64_t end)
+static uint64_t open_pages(struct gm_store *store, uint64_t start, uint64_t end)
 {
 	uint64_t left = 0, S, E, s, e;
 	uint8_t v;
@@ -152,6 +159,41 @@ static uint64_t open_locked(struct gm_store *store, uint64_t start,
 			continue;
 		if (!within_budget(store, extent_delta(store, s, e, S, E)) ||
 		    open_piece(store, s, e))
+			left += e - s;
+	}
+	return left;
+}
+
+static bool pages_open_locked(struct gm_store *store, uint64_t start,
+			      uint64_t end)
+{
+	uint64_t S, E;
+	uint8_t v = VIEW_OPEN;
+
+	for (; start < end && v == VIEW_OPEN; start = E)
+		emap_extent(store->view_map, start, &S, &E, &v);
+	return v == VIEW_OPEN;
+}
+
+/*
+ * On hugetlb the view changes by whole huge pages: one opens only when all
+ * of it is shared. The pages of [start, end) in the others stay closed.
+ */
+static uint64_t open_locked(struct gm_store *store, uint64_t start,
+			    uint64_t end)
+{
+	uint64_t g = store->granule, left = 0, gs, s, e;
+
+	if (g == 1)
+		return open_pages(store, start, end);
+	for (gs = round_down(start, g); gs < end; gs += g) {
+		s = gs > start ? gs : start;
+		e = gs + g < end ? gs + g : end;
+		if (pages_open_locked(store, s, e))
+			continue;
+		if (gm_attr_find_not(store, gs, gs + g, GM_ATTR_SHARED) <
+			    gs + g ||
+		    open_pages(store, gs, gs + g))
 			left += e - s;
 	}
 	return left;
@@ -195,17 +237,28 @@ void gm_view_unhold(struct gm_store *store, struct pin_node *hold)
 
 bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end)
 {
-	uint64_t S, E;
-	uint8_t v;
-	bool open = true;
+	bool open;
 
 	pthread_rwlock_rdlock(&store->view_lock);
-	for (; start < end && open; start = E) {
-		emap_extent(store->view_map, start, &S, &E, &v);
-		open = v == VIEW_OPEN;
-	}
+	open = pages_open_locked(store, start, end);
 	pthread_rwlock_unlock(&store->view_lock);
 	return open;
+}
+
+static int found_hold(struct pin_node *n, void *arg)
+{
+	*(bool *)arg = true;
+	return 1;
+}
+
+bool gm_view_held(struct gm_store *store, uint64_t start, uint64_t end)
+{
+	bool held = false;
+
+	pthread_rwlock_rdlock(&store->view_lock);
+	pin_tree_visit(&store->view_holds, start, end, found_hold, &held);
+	pthread_rwlock_unlock(&store->view_lock);
+	return held;
 }
 
 static int log_add(struct gm_view_log *log, uint64_t s, uint64_t e)
@@ -239,6 +292,7 @@ static int close_one(struct gm_store *store, uint64_t s, uint64_t e,
 	if (ret)
 		return ret;
 	emap_set(store->view_map, s, e, VIEW_CLOSED);
+	gm_huge_view_changed(store, s, e, true);
 	return 0;
 }
 
@@ -301,6 +355,7 @@ struct keep_list {
 	struct gm_range *r;
 	unsigned int nr;
 	uint64_t s, e;
+	uint64_t granule;
 };
 
 static int count_hold(struct pin_node *n, void *arg)
@@ -309,11 +364,17 @@ static int count_hold(struct pin_node *n, void *arg)
 	return 0;
 }
 
-/* A hold's pages outside [k->s, k->e): at most two pieces. */
+/*
+ * A hold's pages outside [k->s, k->e): at most two pieces, widened to the
+ * view's granule (which the hold opened whole).
+ */
 static int keep_hold(struct pin_node *n, void *arg)
 {
 	struct keep_list *k = arg;
+	struct pin_node w = { .first = round_down(n->first, k->granule),
+			      .end = round_up(n->end, k->granule) };
 
+	n = &w;
 	if (n->first < k->s)
 		k->r[k->nr++] =
 			(struct gm_range){ n->first,
@@ -335,7 +396,7 @@ static int keep_hold(struct pin_node *n, void *arg)
 static int close_run(struct gm_store *store, uint64_t s, uint64_t e, uint64_t S,
 		     uint64_t E, struct gm_view_log *log)
 {
-	struct keep_list keep = { .s = s, .e = e };
+	struct keep_list keep = { .s = s, .e = e, .granule = store->granule };
 	unsigned int nr_holds = 0;
 	int ret;
 
@@ -389,6 +450,9 @@ int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end,
 	uint8_t v;
 	int ret = 0;
 
+	/* hugetlb: a huge page with one private page closes whole. */
+	start = round_down(start, store->granule);
+	end = round_up(end, store->granule);
 	pthread_rwlock_wrlock(&store->view_lock);
 	for (s = start; s < end && !ret; s = e) {
 		emap_extent(store->view_map, s, &S, &E, &v);
@@ -583,8 +647,9 @@ int gm_hv_visible_add(struct gm_store *store, uint64_t off, uint64_t len)
 		ret = gm_check_reentry(store, "gm_hv_visible_add");
 	if (ret)
 		return ret;
-	s = off >> GM_PAGE_SHIFT;
-	e = (off + len) >> GM_PAGE_SHIFT;
+	/* hugetlb: the view maps whole huge pages (README, threat model) */
+	s = round_down(off >> GM_PAGE_SHIFT, store->granule);
+	e = round_up((off + len) >> GM_PAGE_SHIFT, store->granule);
 	pthread_rwlock_wrlock(&store->lock);
 	pthread_rwlock_wrlock(&store->view_lock);
 	ret = hv_reserve(store);

@@ -24,3 +24,8 @@ gm_add_test(test_coredump SOURCES test_coredump.c test_util.c BACKINGS LABELS no
 foreach(b guest_memfd memfd)
   set_tests_properties(test_coredump.${b} PROPERTIES RESOURCE_LOCK core_pattern)
 endforeach()
+
+# Huge backings (issue 9): sets shmem THP and hugetlb pools for its run and
+# restores them; the lock keeps other tests touching them out meanwhile.
+gm_add_test(test_huge SOURCES test_huge.c huge_fixture.c test_util.c LABELS store)
+set_tests_properties(test_huge PROPERTIES RESOURCE_LOCK hugepages TIMEOUT 300)

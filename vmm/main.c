@@ -27,6 +27,8 @@ static void usage(FILE *out)
 		"  --vcpus N           vCPUs, 1..%d (default 1)\n"
 		"  --backing KIND      auto (default: guest_memfd where the "
 		"kernel has it), guest_memfd or memfd\n"
+		"  --page-size KIND    4k (default), 2m-thp, 2m-hugetlb or "
+		"1g-hugetlb: the backing's pages (huge ones: memfd)\n"
 		"  --init STATE        private (default) or shared: the "
 		"state guest data starts in\n"
 		"  --conversion MODE   inplace (default) or destructive: "
@@ -92,6 +94,7 @@ int main(int argc, char **argv)
 		{ "vcpus", required_argument, NULL, 'c' },
 		{ "backing", required_argument, NULL, 'b' },
 		{ "init", required_argument, NULL, 'i' },
+		{ "page-size", required_argument, NULL, 'P' },
 		{ "conversion", required_argument, NULL, 'C' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -118,7 +121,7 @@ int main(int argc, char **argv)
 	if (argc < 2 || strcmp(argv[1], "run"))
 		return bad_usage("expected a command: run", "");
 	optind = 2;
-	while ((opt = getopt_long(argc, argv, "m:c:b:i:C:jqh", longopts,
+	while ((opt = getopt_long(argc, argv, "m:c:b:i:C:P:jqh", longopts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'm':
@@ -139,6 +142,11 @@ int main(int argc, char **argv)
 		case 'b':
 			if (gm_backing_parse(optarg, &opts.backing))
 				return bad_usage("--backing: %s",
+						 gm_last_error());
+			break;
+		case 'P':
+			if (gm_pages_parse(optarg, &opts.pages))
+				return bad_usage("--page-size: %s",
 						 gm_last_error());
 			break;
 		case 'i':
@@ -223,6 +231,8 @@ int main(int argc, char **argv)
 		vm_stop(&vm, GMVM_EXIT_CRASH);
 	}
 	code = atomic_load(&vm.exit_code);
+	/* re-merge the huge regions conversions split (THP stores) */
+	gm_store_compact(vm.store);
 	fflush(vm.console);
 	if (opts.json)
 		report_json(&vm, stdout);

@@ -76,6 +76,12 @@ void report_print(struct vm *vm, FILE *out)
 		"by default\n",
 		ull(vm->opts.mem_size >> 20), gm_backing_name(vm->backing),
 		vm->opts.init_private ? "private" : "shared", conv_name(vm));
+	fprintf(out,
+		"huge pages   %llu MiB of %llu MiB on %s pages; %llu regions "
+		"split by conversions, %llu merged again\n",
+		ull(s.now.huge_bytes >> 20), ull(vm->opts.mem_size >> 20),
+		gm_pages_name(vm->opts.pages), ull(s.now.huge_splits),
+		ull(s.now.huge_merges));
 	fprintf(out, "vCPUs        %u, %llu exits, ran %.1f ms\n",
 		vm->opts.nr_vcpus, ull(atomic_load(&vm->exits)),
 		s.run_ns / 1e6);
@@ -180,11 +186,15 @@ void report_json(struct vm *vm, FILE *out)
 		"\"init\": \"%s\", \"conversion\": \"%s\", "
 		"\"private_pages\": %llu, \"shared_pages\": %llu, "
 		"\"hv_visible_pages\": %llu, \"extents\": %llu, "
-		"\"view_extents\": %llu}",
+		"\"view_extents\": %llu, \"page_size\": \"%s\", "
+		"\"huge_bytes\": %llu, \"huge_splits\": %llu, "
+		"\"huge_merges\": %llu}",
 		ull(vm->opts.mem_size), gm_backing_name(vm->backing),
 		vm->opts.init_private ? "private" : "shared", conv_name(vm),
 		ull(s.now.private_pages), ull(s.now.shared_pages),
-		ull(s.hv_pages), ull(s.now.extents), ull(s.now.view_extents));
+		ull(s.hv_pages), ull(s.now.extents), ull(s.now.view_extents),
+		gm_pages_name(vm->opts.pages), ull(s.now.huge_bytes),
+		ull(s.now.huge_splits), ull(s.now.huge_merges));
 	fprintf(out, ", \"vcpus\": %u, \"exits\": %llu, \"run_ns\": %llu",
 		vm->opts.nr_vcpus, ull(atomic_load(&vm->exits)), ull(s.run_ns));
 	fprintf(out,

@@ -77,7 +77,15 @@ void vm_stop(struct vm *vm, int code)
 /* The library's rule, on the VM the store will be created on. */
 static int choose_backing(struct vm *vm)
 {
-	int ret = gm_backing_resolve(vm->opts.backing, vm->vm_fd, &vm->backing);
+	int ret;
+
+	/* huge pages come with memfd only (gm_store_opts.pages) */
+	if (vm->opts.pages != GM_PAGES_4K &&
+	    vm->opts.backing == GM_BACKING_AUTO) {
+		vm->backing = GM_BACKING_MEMFD;
+		return 0;
+	}
+	ret = gm_backing_resolve(vm->opts.backing, vm->vm_fd, &vm->backing);
 
 	if (ret == -EOPNOTSUPP) {
 		fprintf(stderr, "gmem-vm: --backing guest_memfd: %s (skip)\n",
@@ -159,12 +167,14 @@ static int store_create(struct vm *vm)
 		 * no mprotect */
 		.flags = GM_STORE_VIEW_LAZY |
 			 (vm->opts.init_private ? 0 : GM_STORE_INIT_SHARED),
+		.pages = vm->opts.pages,
 	};
 	int ret = gm_store_create(&so, &vm->store);
 
 	if (ret) {
-		fprintf(stderr, "gmem-vm: gm_store_create(%s): %s\n",
-			gm_backing_name(vm->backing), gm_last_error());
+		fprintf(stderr, "gmem-vm: gm_store_create(%s, %s pages): %s\n",
+			gm_backing_name(vm->backing),
+			gm_pages_name(vm->opts.pages), gm_last_error());
 		return ret;
 	}
 	ret = gm_kvm_memslot_bind(vm->store, vm->vm_fd, 0, 0, 0,

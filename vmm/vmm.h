@@ -103,6 +103,7 @@ struct vm_opts {
 	uint64_t mem_size;
 	unsigned int nr_vcpus;
 	enum gm_backing backing; /* AUTO, GUEST_MEMFD or MEMFD */
+	enum gm_pages pages; /* --page-size; huge pages need memfd */
 	bool init_private;
 	enum conv_mode conversion;
 	bool json;

@@ -67,6 +67,36 @@ enum gm_backing {
 	GM_BACKING_MEMFD,
 };
 
+/*
+ * The pages of the backing (gm_store_opts.pages). The granule of states,
+ * conversions and pins stays GM_PAGE_SIZE whatever the backing's pages.
+ * Huge backings need the memfd backing (this kernel's guest_memfd has no
+ * huge pages: -EOPNOTSUPP) and a system that allows them; the library never
+ * changes a system setting, it fails with -EOPNOTSUPP naming the setting.
+ */
+enum gm_pages {
+	GM_PAGES_4K = 0,
+	/*
+	 * 2 MiB transparent huge pages of shmem (MADV_HUGEPAGE on every
+	 * mapping); /sys/kernel/mm/transparent_hugepage/shmem_enabled must not
+	 * be never or deny.
+	 */
+	GM_PAGES_THP_2M,
+	/*
+	 * hugetlb pages (MFD_HUGETLB), 2 MiB or 1 GiB: the store's size must
+	 * be a multiple of the page, and that many pages must be free in the
+	 * pool (/sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages).
+	 * The host view opens a huge page only when all of it is shared.
+	 */
+	GM_PAGES_HUGETLB_2M,
+	GM_PAGES_HUGETLB_1G,
+};
+
+/* "4k", "2m-thp", "2m-hugetlb", "1g-hugetlb" ("unknown" otherwise). */
+const char *gm_pages_name(enum gm_pages pages);
+/* The pages named name, as gm_pages_name() spells them; else -EINVAL. */
+int gm_pages_parse(const char *name, enum gm_pages *out);
+
 /* gm_store_opts.flags */
 enum {
 	/* Start with every page shared (default: every page private). */
@@ -101,6 +131,7 @@ struct gm_store_opts {
 	 * open, so each may cost up to two extents beyond the budget.
 	 */
 	uint32_t view_budget;
+	enum gm_pages pages; /* the backing's pages; default GM_PAGES_4K */
 };
 
 #define GM_VIEW_BUDGET_DEFAULT 16384u
@@ -141,6 +172,23 @@ const char *gm_backing_name(enum gm_backing backing);
  * pins (GM_PAGE_SIZE today; huge backings may use more). 0 for NULL.
  */
 size_t gm_store_page_size(const struct gm_store *store);
+
+/*
+ * The size of the backing's pages: 4096, or 2 MiB / 1 GiB for huge
+ * backings (gm_store_opts.pages). 0 for NULL.
+ */
+size_t gm_store_backing_page_size(const struct gm_store *store);
+
+/*
+ * Make huge again what conversions split: on a GM_PAGES_THP_2M store, every
+ * 2 MiB region of the host view that a conversion split and that is
+ * uniform again is mapped at 2 MiB again (MADV_COLLAPSE), counted in
+ * gm_stats.huge_merges. Conversions already do this for the regions they
+ * make uniform; this catches what they could not (the kernel answered
+ * EAGAIN, or the region was closed). Returns the number of regions merged;
+ * 0 on other stores. -EDEADLK from a listener.
+ */
+int gm_store_compact(struct gm_store *store);
 
 /* The backing named name, as gm_backing_name() spells it; else -EINVAL. */
 int gm_backing_parse(const char *name, enum gm_backing *out);
@@ -416,6 +464,22 @@ struct gm_stats {
 	uint64_t tracking_bytes; /* heap held for attributes, view, pins */
 	uint64_t private_pages; /* current */
 	uint64_t shared_pages; /* current */
+	/*
+	 * Bytes of the store on huge pages: hugetlb, every populated byte;
+	 * THP, the bytes the store's own mappings (the host view, or KVM's
+	 * mapping where larger) map at 2 MiB (/proc/self/smaps
+	 * ShmemPmdMapped), a lower bound of its huge folios. 0 for 4K.
+	 */
+	uint64_t huge_bytes;
+	/*
+	 * 2 MiB regions whose huge mapping in the host view a conversion split
+	 * (a region made mixed; the backing's huge page itself is never split:
+	 * in place, only the view changes; destructive, the changed 4 KiB
+	 * pages are zeroed and only whole huge pages are punched).
+	 */
+	uint64_t huge_splits;
+	/* split regions mapped at 2 MiB again (conversions, gm_store_compact) */
+	uint64_t huge_merges;
 };
 
 /* Fill *stats (set stats->sz first). */
