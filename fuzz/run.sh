@@ -9,7 +9,7 @@ bindir=$1
 seconds=$2
 shift 2 || { echo "usage: $0 BINDIR SECONDS [TARGET...]" >&2; exit 2; }
 src=$(cd "$(dirname "$0")" && pwd)
-[ $# -gt 0 ] || set -- $(cd "$bindir" && ls fuzz_extent_map fuzz_store_ops fuzz_memctl 2>/dev/null)
+[ $# -gt 0 ] || set -- $(cd "$bindir" && ls fuzz_extent_map fuzz_store_ops fuzz_import fuzz_memctl 2>/dev/null)
 status=0
 for t in "$@"; do
 	bin="$bindir/$t"

@@ -19,7 +19,7 @@ sed 's/@.*//' "$tmp/exported" >"$tmp/names"
 # Declared functions: the headers through the preprocessor (no comments),
 # every identifier gm_* followed by "(" (a function pointer type such as
 # gm_revoke_fn is followed by ")").
-printf '#include <gmem/gmem.h>\n#include <gmem/kvm.h>\n' |
+printf '#include <gmem/gmem.h>\n#include <gmem/kvm.h>\n#include <gmem/snapshot.h>\n' |
 	"$cc" -E -P -I "$src/include" -x c - |
 	grep -o 'gm_[a-z0-9_]*[[:space:]]*(' |
 	sed 's/[[:space:]]*($//' | sort -u >"$tmp/declared"
