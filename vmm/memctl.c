@@ -6,6 +6,8 @@
  * the library sees it, and any failure is a status in EAX, never a VMM
  * failure. Conversions to private over a revocable device hold ask it to go
  * (GM_CONVERT_REVOKE); other pins make the request fail with -EBUSY.
+ * MEASUREMENT hands the guest the launch digest (measure.c) in a buffer of
+ * its own that the VMM may write (shared, not hypervisor-visible).
  */
 #include <errno.h>
 
