@@ -69,6 +69,8 @@ void bench_vmas(void);
 void bench_per_gib(void);
 void bench_pins(void);
 void bench_vmm(void);
+/* launch_rows.c, or a missing row without gmem-vm's measure code */
+void bench_launch(void);
 
 /* Lines of /proc/self/maps overlapping [addr, addr + len) (len 0: all). */
 long count_maps(const void *addr, uint64_t len);

@@ -300,7 +300,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: gmem-bench [--quick] [--out FILE] [--only SECTION] "
 		   "[--vmm GMEM-VM --guests DIR] [--reps N] [--seed N] [-v]\n"
-		   "sections: convert1g attrmap vmas pergib pins vmm\n");
+		   "sections: convert1g attrmap vmas pergib pins vmm launch\n");
 }
 
 int main(int argc, char **argv)
@@ -381,6 +381,7 @@ int main(int argc, char **argv)
 	SECTION("pergib", bench_per_gib);
 	SECTION("pins", bench_pins);
 	SECTION("vmm", bench_vmm);
+	SECTION("launch", bench_launch);
 	write_json(out, (now_ns() - t0) / 1e9);
 	print_table();
 	printf("results: %s (%.1f s)\n", out, (now_ns() - t0) / 1e9);

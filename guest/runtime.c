@@ -29,9 +29,26 @@ __attribute__((noreturn)) void gmvm_start(unsigned int vcpu,
 		outl(GMVM_PORT_VCPU_DONE, (uint32_t)ret);
 }
 
+uint64_t gmvm_tsc_khz(void)
+{
+	static uint64_t khz; /* atomic; 0 until asked */
+	uint64_t v = __atomic_load_n(&khz, __ATOMIC_RELAXED);
+	int32_t ret;
+
+	if (v)
+		return v;
+	ret = gmvm_call(GMVM_PORT_MEMCTL, GMVM_MEMCTL_INFO, GMVM_INFO_TSC_KHZ,
+			0, 0, 0, 0);
+	v = ret > 0 ? (uint64_t)ret : 0;
+	__atomic_store_n(&khz, v, __ATOMIC_RELAXED);
+	return v;
+}
+
 uint64_t tsc_to_us(uint64_t ticks)
 {
-	return boot->tsc_khz ? ticks * 1000 / boot->tsc_khz : 0;
+	uint64_t khz = gmvm_tsc_khz();
+
+	return khz ? ticks * 1000 / khz : 0;
 }
 
 /* ---- console ---- */
@@ -261,6 +278,30 @@ int dev_held(int handle)
 {
 	return gmvm_call(GMVM_PORT_CHKDEV, GMVM_CHK_HELD, (uint64_t)handle, 0,
 			 0, 0, 0);
+}
+
+int launch_digest(uint8_t digest[GMVM_DIGEST_SIZE])
+{
+	static uint8_t *page; /* one shared heap page, kept */
+	int ret;
+
+	if (!page) {
+		uint8_t *p = alloc_pages(1);
+
+		if (!p)
+			return GMVM_ENOMEM;
+		ret = query(gpa_of(p)) == GMVM_SHARED ?
+			      0 :
+			      share(gpa_of(p), PAGE_SIZE);
+		if (ret < 0)
+			return ret;
+		page = p;
+	}
+	ret = gmvm_call(GMVM_PORT_MEMCTL, GMVM_MEMCTL_MEASUREMENT, gpa_of(page),
+			GMVM_DIGEST_SIZE, 0, 0, 0);
+	if (ret >= 0)
+		memcpy(digest, page, GMVM_DIGEST_SIZE);
+	return ret;
 }
 
 int peek(const void *buf, uint64_t len)

@@ -56,7 +56,7 @@ int main(unsigned int vcpu)
 {
 	bool destructive_vmm = boot->flags & GMVM_BOOT_DESTRUCTIVE;
 	struct slice *s = &slices[vcpu];
-	uint64_t t0 = rdtsc(), limit = boot->tsc_khz * STORM_MS;
+	uint64_t t0 = rdtsc(), limit = gmvm_tsc_khz() * STORM_MS;
 	uint8_t init = boot->flags & GMVM_BOOT_INIT_PRIVATE ? 1 : 0;
 	uint64_t iters = 0;
 

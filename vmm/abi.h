@@ -36,6 +36,9 @@
 #define GMVM_MEMCTL_CONVERT 1 /* a0 = gpa, a1 = len, a2 = to, a3 = flags */
 #define GMVM_MEMCTL_QUERY 2 /* a0 = gpa: GMVM_SHARED or GMVM_PRIVATE */
 #define GMVM_MEMCTL_INFO 3 /* a0 = what (GMVM_INFO_*): value, >= 0 */
+/* a0 = gpa, a1 = len (GMVM_DIGEST_SIZE): writes the launch digest there */
+#define GMVM_MEMCTL_MEASUREMENT 4
+#define GMVM_DIGEST_SIZE 32 /* SHA-256 */
 
 /* Page states (a2 of CONVERT, result of QUERY). */
 #define GMVM_SHARED 0
@@ -49,6 +52,7 @@
 #define GMVM_INFO_PRIVATE_PAGES 1
 #define GMVM_INFO_SHARED_PAGES 2
 #define GMVM_INFO_EXTENTS 3
+#define GMVM_INFO_TSC_KHZ 4 /* the TSC rate, 0 if unknown */
 
 /* Checksum device ops (GMVM_PORT_CHKDEV). */
 /* a0 = gpa, a1 = len, a2 = out gpa: writes the u64 FNV-1a of the buffer */
@@ -108,7 +112,7 @@ struct gmvm_boot_info {
 	uint64_t heap_end;
 	uint64_t image_start; /* the loaded ELF image */
 	uint64_t image_end;
-	uint64_t tsc_khz; /* 0 if unknown */
+	uint64_t tsc_khz; /* 0: ask GMVM_INFO_TSC_KHZ (not measured) */
 	uint64_t reserved[6];
 };
 

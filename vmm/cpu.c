@@ -107,10 +107,10 @@ int cpu_init(struct vm *vm, unsigned int index)
 	return 0;
 }
 
-static int cpu_set_state(struct vcpu *vcpu)
+void cpu_boot_state(const struct vm *vm, unsigned int index,
+		    struct launch_vcpu *st)
 {
-	struct vm *vm = vcpu->vm;
-	struct kvm_segment code = {
+	const struct kvm_segment code = {
 		.base = 0,
 		.limit = 0xffffffff,
 		.selector = 0x28 | 3,
@@ -121,7 +121,7 @@ static int cpu_set_state(struct vcpu *vcpu)
 		.l = 1,
 		.g = 1,
 	};
-	struct kvm_segment data = {
+	const struct kvm_segment data = {
 		.base = 0,
 		.limit = 0xffffffff,
 		.selector = 0x20 | 3,
@@ -132,39 +132,59 @@ static int cpu_set_state(struct vcpu *vcpu)
 		.s = 1,
 		.g = 1,
 	};
-	struct kvm_segment tr = {
+	const struct kvm_segment tr = {
 		.base = TSS_GPA,
 		.limit = TSS_LIMIT,
 		.selector = 0x30,
 		.type = 11, /* 64-bit TSS, busy */
 		.present = 1,
 	};
-	struct kvm_sregs sregs;
-	struct kvm_regs regs;
 
+	memset(st, 0, sizeof(*st));
+	st->cs = code;
+	st->ds = st->es = st->fs = st->gs = st->ss = data;
+	st->tr = tr;
+	st->gdt.base = GDT_GPA;
+	st->gdt.limit = 8 * 8 - 1;
+	st->idt.base = 0;
+	st->idt.limit = 0; /* any exception is a triple fault: a crash */
+	st->cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+	st->cr3 = vm->pt_start;
+	st->cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+	st->efer = EFER_LME | EFER_LMA;
+	st->regs.rip = vm->entry;
+	st->regs.rsp =
+		vm->stacks_start + (uint64_t)(index + 1) * GMVM_STACK_SIZE;
+	st->regs.rdi = index;
+	st->regs.rsi = GMVM_BOOT_INFO_GPA;
+	st->regs.rflags = RFLAGS_FIXED | RFLAGS_IOPL3;
+}
+
+/* Apply cpu_boot_state(): the registers the launch digest covers. */
+static int cpu_set_state(struct vcpu *vcpu)
+{
+	struct launch_vcpu st;
+	struct kvm_sregs sregs;
+
+	cpu_boot_state(vcpu->vm, vcpu->index, &st);
 	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs))
 		return -errno;
-	sregs.cs = code;
-	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
-	sregs.tr = tr;
-	sregs.gdt.base = GDT_GPA;
-	sregs.gdt.limit = 8 * 8 - 1;
-	sregs.idt.base = 0;
-	sregs.idt.limit = 0; /* any exception is a triple fault: a crash */
-	sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
-	sregs.cr3 = vm->pt_start;
-	sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
-	sregs.efer = EFER_LME | EFER_LMA;
+	sregs.cs = st.cs;
+	sregs.ds = st.ds;
+	sregs.es = st.es;
+	sregs.fs = st.fs;
+	sregs.gs = st.gs;
+	sregs.ss = st.ss;
+	sregs.tr = st.tr;
+	sregs.gdt = st.gdt;
+	sregs.idt = st.idt;
+	sregs.cr0 = st.cr0;
+	sregs.cr3 = st.cr3;
+	sregs.cr4 = st.cr4;
+	sregs.efer = st.efer;
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs))
 		return -errno;
-
-	memset(&regs, 0, sizeof(regs));
-	regs.rip = vcpu->entry;
-	regs.rsp = vcpu->stack_top;
-	regs.rdi = vcpu->index;
-	regs.rsi = GMVM_BOOT_INFO_GPA;
-	regs.rflags = RFLAGS_FIXED | RFLAGS_IOPL3;
-	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs))
+	if (ioctl(vcpu->fd, KVM_SET_REGS, &st.regs))
 		return -errno;
 	return 0;
 }

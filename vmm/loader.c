@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * Static ELF64 loader. Segments are copied into guest memory with gm_write
- * while their pages are shared. Read-only and executable segments stay
- * shared and become hypervisor-visible (KVM fetches and emulates the port
- * I/O instructions there); writable segments then go to the --init state.
+ * The launch image: everything gmem-vm puts in guest memory before the first
+ * instruction (boot info, GDT and TSS, page tables, the ELF image) is first
+ * collected here as page-aligned regions with the state each launches in,
+ * then populated in one pass by launch_populate (measure.c): written while
+ * shared, converted with gm_convert, hashed into the launch digest.
+ *
+ * Static ELF64 loader: read-only and executable segments stay shared and
+ * become hypervisor-visible (KVM fetches and emulates the port I/O
+ * instructions there); writable segments launch in the --init state. A page
+ * shared by both kinds of segment is hypervisor-visible.
  */
 #define _GNU_SOURCE
 #include <elf.h>
@@ -17,17 +23,41 @@
 
 #include "vmm.h"
 
-int loader_write(struct vm *vm, uint64_t gpa, const void *buf, size_t len)
+int loader_add(struct vm *vm, uint64_t gpa, const void *buf, size_t len,
+	       enum gm_attr attr)
 {
-	int ret = gm_write(vm->store, gpa, buf, len);
+	uint64_t start = PAGE_DOWN(gpa), end = PAGE_UP(gpa + len);
+	struct launch_region *r;
+	uint8_t *copy;
 
-	if (ret < 0) {
-		fprintf(stderr,
-			"gmem-vm: writing %zu bytes at gpa 0x%llx: %s\n", len,
-			(unsigned long long)gpa, gm_last_error());
-		return ret;
+	if (!len || gpa + len < gpa || end > vm->opts.mem_size)
+		return -EINVAL;
+	if (vm->nr_launch == vm->cap_launch) {
+		unsigned int cap = vm->cap_launch ? 2 * vm->cap_launch : 16;
+
+		r = realloc(vm->launch, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		vm->launch = r;
+		vm->cap_launch = cap;
 	}
+	copy = calloc(1, end - start);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy + (gpa - start), buf, len);
+	vm->launch[vm->nr_launch++] = (struct launch_region){
+		.gpa = start, .len = end - start, .attr = attr, .data = copy
+	};
 	return 0;
+}
+
+void loader_free(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_launch; i++)
+		free((void *)vm->launch[i].data);
+	free(vm->launch);
+	vm->launch = NULL;
+	vm->nr_launch = vm->cap_launch = 0;
 }
 
 static int bad(const char *path, const char *why)
@@ -36,27 +66,73 @@ static int bad(const char *path, const char *why)
 	return -ENOEXEC;
 }
 
+/* Per page of the image: in a segment, and in a protected range. */
+#define PG_LOADED 1u
+#define PG_PROTECTED 2u
+
 /*
- * Convert the pages of [start, end) that are not protected to `to`: one
- * conversion per run of such pages.
+ * The image [image_start, image_end) as regions: maximal runs of loaded
+ * pages that launch in the same state.
  */
-static int convert_unprotected(struct vm *vm, uint64_t start, uint64_t end,
-			       enum gm_attr to)
+static int add_image(struct vm *vm, const uint8_t *image, const uint8_t *pg)
 {
-	uint64_t run = start;
+	uint64_t n = (vm->image_end - vm->image_start) / GM_PAGE_SIZE, run = 0;
+	enum gm_attr init =
+		vm->opts.init_private ? GM_ATTR_PRIVATE : GM_ATTR_SHARED;
+#define STATE(k) (pg[k] & PG_PROTECTED ? GM_ATTR_SHARED : init)
 
-	for (uint64_t p = start; p <= end; p += GM_PAGE_SIZE) {
-		int ret = 0;
+	for (uint64_t i = 1; i <= n; i++) {
+		int ret;
 
-		if (p < end && !vm_protected_overlap(vm, p, p + GM_PAGE_SIZE))
+		if (i < n && (pg[i] & PG_LOADED) && (pg[run] & PG_LOADED) &&
+		    STATE(i) == STATE(run))
 			continue;
-		if (p > run)
-			ret = gm_convert(vm->store, run, p - run, to, 0);
-		if (ret)
-			return ret;
-		run = p + GM_PAGE_SIZE;
+		if (pg[run] & PG_LOADED) {
+			ret = loader_add(vm,
+					 vm->image_start + run * GM_PAGE_SIZE,
+					 image + run * GM_PAGE_SIZE,
+					 (i - run) * GM_PAGE_SIZE, STATE(run));
+			if (ret)
+				return ret;
+		}
+		run = i;
 	}
+#undef STATE
 	return 0;
+}
+
+/* Copy the segments into one zeroed buffer for the image and add it. */
+static int load_segments(struct vm *vm, const uint8_t *img,
+			 const Elf64_Ehdr *eh, const Elf64_Phdr *ph)
+{
+	uint64_t span = vm->image_end - vm->image_start;
+	uint8_t *image = calloc(1, span);
+	uint8_t *pg = calloc(1, span / GM_PAGE_SIZE);
+	int ret = -ENOMEM;
+
+	if (!image || !pg)
+		goto out;
+	for (unsigned int i = 0; i < eh->e_phnum; i++) {
+		const Elf64_Phdr *p = &ph[i];
+		uint64_t first, last;
+
+		if (p->p_type != PT_LOAD || !p->p_memsz)
+			continue;
+		memcpy(image + (p->p_vaddr - vm->image_start),
+		       img + p->p_offset, p->p_filesz);
+		first = (PAGE_DOWN(p->p_vaddr) - vm->image_start) /
+			GM_PAGE_SIZE;
+		last = (PAGE_UP(p->p_vaddr + p->p_memsz) - vm->image_start) /
+		       GM_PAGE_SIZE;
+		for (uint64_t k = first; k < last; k++)
+			pg[k] |= PG_LOADED |
+				 (p->p_flags & PF_W ? 0 : PG_PROTECTED);
+	}
+	ret = add_image(vm, image, pg);
+out:
+	free(image);
+	free(pg);
+	return ret;
 }
 
 int loader_load_elf(struct vm *vm, const char *path)
@@ -105,7 +181,7 @@ int loader_load_elf(struct vm *vm, const char *path)
 	vm->image_start = UINT64_MAX;
 	vm->image_end = 0;
 
-	/* check every segment and mark the non-writable ones */
+	/* check every segment and protect the non-writable ones */
 	for (unsigned int i = 0; i < eh->e_phnum; i++) {
 		const Elf64_Phdr *p = &ph[i];
 		uint64_t start, end;
@@ -145,43 +221,7 @@ int loader_load_elf(struct vm *vm, const char *path)
 		goto out;
 	}
 	vm->entry = eh->e_entry;
-
-	/* copy: writable segments are made shared for the copy */
-	for (unsigned int i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *p = &ph[i];
-
-		if (p->p_type != PT_LOAD || !p->p_memsz)
-			continue;
-		if (p->p_flags & PF_W) {
-			ret = convert_unprotected(
-				vm, PAGE_DOWN(p->p_vaddr),
-				PAGE_UP(p->p_vaddr + p->p_memsz),
-				GM_ATTR_SHARED);
-			if (ret)
-				goto out;
-		}
-		if (p->p_filesz) {
-			ret = loader_write(vm, p->p_vaddr, img + p->p_offset,
-					   p->p_filesz);
-			if (ret)
-				goto out;
-		}
-	}
-	/* writable segments to the --init state, contents kept */
-	if (vm->opts.init_private) {
-		for (unsigned int i = 0; i < eh->e_phnum; i++) {
-			const Elf64_Phdr *p = &ph[i];
-
-			if (p->p_type != PT_LOAD || !(p->p_flags & PF_W))
-				continue;
-			ret = convert_unprotected(
-				vm, PAGE_DOWN(p->p_vaddr),
-				PAGE_UP(p->p_vaddr + p->p_memsz),
-				GM_ATTR_PRIVATE);
-			if (ret)
-				goto out;
-		}
-	}
+	ret = load_segments(vm, img, eh, ph);
 out:
 	munmap(img, st.st_size);
 	return ret;

@@ -5,6 +5,8 @@
  *   gmem-vm run GUEST.elf [--mem SIZE] [--vcpus N]
  *           [--backing auto|guest_memfd|memfd] [--init private|shared]
  *           [--conversion inplace|destructive] [--json] [--quiet]
+ *   gmem-vm measure GUEST.elf [the same options]: print the launch digest
+ *           that `run` would report, without KVM and without running
  *
  * Exit status: the guest's exit code; 120 if the guest crashed, 121 if the
  * VMM failed, 122 on bad usage, 77 if /dev/kvm is absent.
@@ -22,6 +24,9 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: gmem-vm run GUEST.elf [options]\n"
+		"       gmem-vm measure GUEST.elf [options]: the launch "
+		"digest, computed without KVM\n"
+		"       (measure needs --backing guest_memfd or memfd)\n"
 		"  --mem SIZE          guest memory, a multiple of 2M "
 		"(default 64M; suffixes K, M, G)\n"
 		"  --vcpus N           vCPUs, 1..%d (default 1)\n"
@@ -87,6 +92,30 @@ static int bad_usage(const char *fmt, const char *arg)
 	return GMVM_EXIT_USAGE;
 }
 
+/* gmem-vm measure: the launch digest of the same layout, in no VM. */
+static int measure(struct vm_opts *opts, struct vm *vm)
+{
+	char hex[2 * LAUNCH_DIGEST_SIZE + 1];
+	int ret;
+
+	if (opts->backing == GM_BACKING_AUTO)
+		return bad_usage("measure: name --backing guest_memfd or "
+				 "memfd (auto depends on the host's kernel)%s",
+				 "");
+	opts->measure_only = true;
+	ret = vm_create(vm, opts);
+	if (!ret)
+		launch_digest_hex(vm->launch_digest, hex);
+	vm_destroy(vm);
+	if (ret)
+		return GMVM_EXIT_VMM;
+	if (opts->json)
+		printf("{\"launch_digest\": \"%s\"}\n", hex);
+	else
+		printf("%s\n", hex);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -118,8 +147,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (argc < 2 || strcmp(argv[1], "run"))
-		return bad_usage("expected a command: run", "");
+	if (argc < 2 || (strcmp(argv[1], "run") && strcmp(argv[1], "measure")))
+		return bad_usage("expected a command: run or measure", "");
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "m:c:b:i:C:P:jqh", longopts,
 				  NULL)) != -1) {
@@ -184,8 +213,10 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1)
-		return bad_usage("run: expected one GUEST.elf%s", "");
+		return bad_usage("%s: expected one GUEST.elf", argv[1]);
 	opts.guest = argv[optind];
+	if (!strcmp(argv[1], "measure"))
+		return measure(&opts, &vm);
 
 	if (access("/dev/kvm", F_OK) && errno == ENOENT) {
 		fprintf(stderr, "gmem-vm: /dev/kvm is absent: cannot run "

@@ -6,6 +6,8 @@
  * the library sees it, and any failure is a status in EAX, never a VMM
  * failure. Conversions to private over a revocable device hold ask it to go
  * (GM_CONVERT_REVOKE); other pins make the request fail with -EBUSY.
+ * MEASUREMENT hands the guest the launch digest (measure.c) in a buffer of
+ * its own that the VMM may write (shared, not hypervisor-visible).
  */
 #include <errno.h>
 
@@ -69,6 +71,25 @@ static int32_t memctl_convert(struct vm *vm, const struct io_args *a)
 	return 0;
 }
 
+_Static_assert(GMVM_DIGEST_SIZE == LAUNCH_DIGEST_SIZE, "digest size");
+
+/* Write the launch digest into a guest buffer the VMM may write. */
+static int32_t memctl_measurement(struct vm *vm, const struct io_args *a)
+{
+	int32_t st;
+	int ret;
+
+	if (a->a1 != GMVM_DIGEST_SIZE || a->a2 || a->a3 || a->a4)
+		return refuse(vm, REFUSE_MALFORMED, GMVM_EINVAL);
+	st = check_guest_range(vm, a->a0, a->a1, false);
+	if (st)
+		return st;
+	if (vm_protected_overlap(vm, a->a0, a->a0 + a->a1))
+		return refuse(vm, REFUSE_PROTECTED, GMVM_EPERM);
+	ret = gm_write(vm->store, a->a0, vm->launch_digest, GMVM_DIGEST_SIZE);
+	return ret < 0 ? refuse_lib(vm, ret) : GMVM_DIGEST_SIZE;
+}
+
 static int32_t memctl_request(struct vm *vm, struct vcpu *vcpu,
 			      const struct io_args *a)
 {
@@ -104,9 +125,15 @@ static int32_t memctl_request(struct vm *vm, struct vcpu *vcpu,
 		case GMVM_INFO_EXTENTS:
 			st = (int32_t)(s.extents & 0x7fffffff);
 			break;
+		case GMVM_INFO_TSC_KHZ:
+			st = (int32_t)(vm->tsc_khz & 0x7fffffff);
+			break;
 		default:
 			return refuse(vm, REFUSE_MALFORMED, GMVM_EINVAL);
 		}
+		break;
+	case GMVM_MEMCTL_MEASUREMENT:
+		st = memctl_measurement(vm, a);
 		break;
 	default:
 		return refuse(vm, REFUSE_MALFORMED, GMVM_ENOSYS);

@@ -48,19 +48,19 @@ int pagetable_build(struct vm *vm)
 	if (!page)
 		return -ENOMEM;
 	page[0] = pdpt | dir;
-	ret = loader_write(vm, pml4, page, GM_PAGE_SIZE);
+	ret = loader_add(vm, pml4, page, GM_PAGE_SIZE, GM_ATTR_SHARED);
 	for (uint64_t g = 0; !ret && g < 512; g++)
 		page[g] = g < n ? (pd0 + g * GM_PAGE_SIZE) | dir : 0;
 	if (!ret)
-		ret = loader_write(vm, pdpt, page, GM_PAGE_SIZE);
+		ret = loader_add(vm, pdpt, page, GM_PAGE_SIZE, GM_ATTR_SHARED);
 	for (uint64_t g = 0; !ret && g < n; g++) {
 		for (uint64_t i = 0; i < 512; i++) {
 			uint64_t addr = g * GIB + i * MIB2;
 
 			page[i] = addr < mem ? addr | dir | PTE_D | PTE_PS : 0;
 		}
-		ret = loader_write(vm, pd0 + g * GM_PAGE_SIZE, page,
-				   GM_PAGE_SIZE);
+		ret = loader_add(vm, pd0 + g * GM_PAGE_SIZE, page, GM_PAGE_SIZE,
+				 GM_ATTR_SHARED);
 	}
 	free(page);
 	return ret;

@@ -65,6 +65,7 @@ static unsigned long long ull(uint64_t v)
 
 void report_print(struct vm *vm, FILE *out)
 {
+	char hex[2 * LAUNCH_DIGEST_SIZE + 1];
 	struct summary s;
 
 	summarize(vm, &s);
@@ -82,6 +83,8 @@ void report_print(struct vm *vm, FILE *out)
 		ull(s.now.huge_bytes >> 20), ull(vm->opts.mem_size >> 20),
 		gm_pages_name(vm->opts.pages), ull(s.now.huge_splits),
 		ull(s.now.huge_merges));
+	launch_digest_hex(vm->launch_digest, hex);
+	fprintf(out, "launch       digest %s\n", hex);
 	fprintf(out, "vCPUs        %u, %llu exits, ran %.1f ms\n",
 		vm->opts.nr_vcpus, ull(atomic_load(&vm->exits)),
 		s.run_ns / 1e6);
@@ -174,11 +177,14 @@ static void json_str(FILE *out, const char *s)
 
 void report_json(struct vm *vm, FILE *out)
 {
+	char hex[2 * LAUNCH_DIGEST_SIZE + 1];
 	struct summary s;
 
 	summarize(vm, &s);
+	launch_digest_hex(vm->launch_digest, hex);
 	fprintf(out, "{\"guest\": ");
 	json_str(out, vm->opts.guest);
+	fprintf(out, ", \"launch_digest\": \"%s\"", hex);
 	fprintf(out, ", \"exit_code\": %d, \"crashed\": %s", s.exit_code,
 		s.crashed ? "true" : "false");
 	fprintf(out,

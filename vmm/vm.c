@@ -161,7 +161,8 @@ static int store_create(struct vm *vm)
 	struct gm_store_opts so = {
 		.sz = sizeof(so),
 		.size = vm->opts.mem_size,
-		.backing = vm->backing,
+		.backing =
+			vm->opts.measure_only ? GM_BACKING_MEMFD : vm->backing,
 		.vm_fd = vm->vm_fd,
 		/* guest conversions of ranges the host never touched need
 		 * no mprotect */
@@ -177,6 +178,8 @@ static int store_create(struct vm *vm)
 			gm_pages_name(vm->opts.pages), gm_last_error());
 		return ret;
 	}
+	if (vm->vm_fd < 0)
+		return 0;
 	ret = gm_kvm_memslot_bind(vm->store, vm->vm_fd, 0, 0, 0,
 				  vm->opts.mem_size);
 	if (ret) {
@@ -209,7 +212,7 @@ static int gdt_build(struct vm *vm)
 		 (0x89ull << 40) | ((uint64_t)(TSS_LIMIT >> 16) << 48) |
 		 (((tss >> 24) & 0xff) << 56);
 	gdt[7] = tss >> 32;
-	ret = loader_write(vm, GDT_GPA, gdt, sizeof(gdt));
+	ret = loader_add(vm, GDT_GPA, gdt, sizeof(gdt), GM_ATTR_SHARED);
 	if (ret)
 		return ret;
 	/*
@@ -222,7 +225,8 @@ static int gdt_build(struct vm *vm)
 	tss_page[0x66] = TSS_IOMAP_OFF & 0xff;
 	tss_page[0x67] = TSS_IOMAP_OFF >> 8;
 	tss_page[TSS_LIMIT] = 0xff;
-	return loader_write(vm, TSS_GPA, tss_page, sizeof(tss_page));
+	return loader_add(vm, TSS_GPA, tss_page, sizeof(tss_page),
+			  GM_ATTR_SHARED);
 }
 
 static int boot_info_write(struct vm *vm)
@@ -244,10 +248,50 @@ static int boot_info_write(struct vm *vm)
 		.heap_end = vm->heap_end,
 		.image_start = vm->image_start,
 		.image_end = vm->image_end,
-		.tsc_khz = vm->tsc_khz,
+		/*
+		 * 0: the rate is the host's, not part of the measured image;
+		 * the guest asks memctl INFO TSC_KHZ.
+		 */
+		.tsc_khz = 0,
 	};
 
-	return loader_write(vm, GMVM_BOOT_INFO_GPA, &bi, sizeof(bi));
+	return loader_add(vm, GMVM_BOOT_INFO_GPA, &bi, sizeof(bi),
+			  GM_ATTR_SHARED);
+}
+
+/*
+ * Populate the launch image and take the launch digest (measure.c): the
+ * pages, then the attribute map and hypervisor-visible ranges as they stand
+ * after population, then every vCPU's initial registers.
+ */
+static int launch(struct vm *vm)
+{
+	struct launch_range ranges[GMVM_MAX_RANGES];
+	struct launch_vcpu vcpus[GMVM_MAX_VCPUS];
+	struct launch_measure *m;
+	int ret;
+
+	ret = launch_measure_begin(&m);
+	if (ret)
+		return ret;
+	ret = launch_populate(m, vm->store, vm->launch, vm->nr_launch);
+	loader_free(vm);
+	if (!ret)
+		ret = launch_measure_attr_map(m, vm->store);
+	for (unsigned int i = 0; i < vm->nr_protected; i++)
+		ranges[i] = (struct launch_range){ vm->protected[i].start,
+						   vm->protected[i].end };
+	if (!ret)
+		ret = launch_measure_ranges(m, ranges, vm->nr_protected);
+	for (unsigned int i = 0; i < vm->opts.nr_vcpus; i++)
+		cpu_boot_state(vm, i, &vcpus[i]);
+	if (!ret)
+		ret = launch_measure_vcpus(m, vcpus, vm->opts.nr_vcpus);
+	if (ret) {
+		launch_measure_abort(m);
+		return ret;
+	}
+	return launch_measure_end(m, vm->launch_digest);
 }
 
 static int layout(struct vm *vm)
@@ -300,7 +344,10 @@ static int layout(struct vm *vm)
 	ret = gdt_build(vm);
 	if (ret)
 		return ret;
-	return boot_info_write(vm);
+	ret = boot_info_write(vm);
+	if (ret)
+		return ret;
+	return launch(vm);
 }
 
 int vm_create(struct vm *vm, const struct vm_opts *opts)
@@ -315,16 +362,21 @@ int vm_create(struct vm *vm, const struct vm_opts *opts)
 	pthread_mutex_init(&vm->report_lock, NULL);
 	pthread_mutex_init(&vm->peek_lock, NULL);
 
-	ret = kvm_open(vm);
-	if (ret)
-		return ret;
-	ret = choose_backing(vm);
-	if (ret)
-		return ret;
+	if (opts->measure_only) {
+		/* the same layout in a memfd store that no VM maps */
+		vm->backing = opts->backing;
+	} else {
+		ret = kvm_open(vm);
+		if (!ret)
+			ret = choose_backing(vm);
+		if (ret)
+			return ret;
+	}
 	ret = store_create(vm);
 	if (ret)
 		return ret;
-	for (unsigned int i = 0; i < opts->nr_vcpus; i++) {
+	for (unsigned int i = 0; !opts->measure_only && i < opts->nr_vcpus;
+	     i++) {
 		ret = cpu_init(vm, i);
 		if (ret)
 			return ret;
@@ -336,11 +388,6 @@ int vm_create(struct vm *vm, const struct vm_opts *opts)
 		fprintf(stderr, "gmem-vm: setting up guest memory: %s (%s)\n",
 			strerror(-ret), gm_last_error());
 		return ret;
-	}
-	for (unsigned int i = 0; i < opts->nr_vcpus; i++) {
-		vm->vcpus[i].entry = vm->entry;
-		vm->vcpus[i].stack_top =
-			vm->stacks_start + (uint64_t)(i + 1) * GMVM_STACK_SIZE;
 	}
 	return 0;
 }
@@ -358,5 +405,6 @@ void vm_destroy(struct vm *vm)
 	vm->store = NULL;
 	free(vm->cpuid);
 	vm->cpuid = NULL;
+	loader_free(vm);
 	/* vCPU fds and mappings go with the process */
 }

@@ -14,6 +14,7 @@
 #include <gmem/gmem.h>
 
 #include "abi.h"
+#include "measure.h"
 
 #define GMVM_MAX_VCPUS 16
 /* the system region: boot info, GDT and TSS, page tables */
@@ -51,8 +52,6 @@ struct vcpu {
 	pthread_t thread; /* for pthread_join, main thread only */
 	pthread_t self; /* set by the thread itself, before started */
 	bool joinable;
-	uint64_t entry;
-	uint64_t stack_top;
 	/* counters (this vCPU's thread only) */
 	bool sync_regs; /* KVM copies the GPRs into run->s.regs on exit */
 	atomic_bool started;
@@ -108,6 +107,7 @@ struct vm_opts {
 	enum conv_mode conversion;
 	bool json;
 	bool quiet;
+	bool measure_only; /* gmem-vm measure: no KVM, a memfd store */
 };
 
 struct vm {
@@ -129,6 +129,10 @@ struct vm {
 	/* ranges the guest may not convert: hypervisor-visible and devices */
 	struct range protected[GMVM_MAX_RANGES];
 	unsigned int nr_protected;
+	/* the launch image, until populated (loader.c) */
+	struct launch_region *launch;
+	unsigned int nr_launch, cap_launch;
+	uint8_t launch_digest[LAUNCH_DIGEST_SIZE];
 
 	struct vcpu vcpus[GMVM_MAX_VCPUS];
 	atomic_bool stopping;
@@ -170,16 +174,24 @@ const struct range *vm_protected_overlap(struct vm *vm, uint64_t start,
 void vm_stop(struct vm *vm, int code);
 uint64_t now_ns(void);
 
-/* loader.c: load the ELF image; fills image_*, entry. */
+/*
+ * loader.c: the launch image. loader_load_elf protects the ELF's read-only
+ * segments, fills image_* and entry, and adds the segments to the image.
+ */
 int loader_load_elf(struct vm *vm, const char *path);
-/* Copy bytes into guest memory at set-up time (pages must be shared). */
-int loader_write(struct vm *vm, uint64_t gpa, const void *buf, size_t len);
+/* Add a copy of buf at gpa to the launch image, launching in state attr. */
+int loader_add(struct vm *vm, uint64_t gpa, const void *buf, size_t len,
+	       enum gm_attr attr);
+void loader_free(struct vm *vm);
 
 /* pagetable.c: identity map of all guest memory at vm->pt_start. */
 int pagetable_build(struct vm *vm);
 uint64_t pagetable_size(uint64_t mem_size);
 
 /* cpu.c */
+/* The registers vCPU index starts with (measured: see measure.h). */
+void cpu_boot_state(const struct vm *vm, unsigned int index,
+		    struct launch_vcpu *st);
 int cpu_init(struct vm *vm, unsigned int index);
 int cpu_start(struct vcpu *vcpu);
 void cpu_kick_all(struct vm *vm);

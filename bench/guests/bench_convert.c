@@ -95,7 +95,7 @@ int main(unsigned int vcpu)
 	       "inplace_to_private=%llu inplace_to_shared=%llu "
 	       "destructive=%llu destructive_to_private=%llu "
 	       "destructive_to_shared=%llu\n",
-	       (unsigned long long)boot->tsc_khz, N,
+	       (unsigned long long)gmvm_tsc_khz(), N,
 	       (unsigned long long)median(s_exit, e),
 	       (unsigned long long)median(s_req, e),
 	       (unsigned long long)median(s_in, k),

@@ -61,7 +61,7 @@ int main(unsigned int vcpu)
 	printf("BENCH vcpus=%u n=%d tsc_khz=%llu exit_ticks=%llu "
 	       "convert_ticks=%llu\n",
 	       boot->nr_vcpus, ROUNDS * BLOCK,
-	       (unsigned long long)boot->tsc_khz, (unsigned long long)ex,
+	       (unsigned long long)gmvm_tsc_khz(), (unsigned long long)ex,
 	       (unsigned long long)cv);
 	return 0;
 }

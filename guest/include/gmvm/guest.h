@@ -69,6 +69,8 @@ static inline uint64_t rdtsc(void)
 	return ((uint64_t)hi << 32) | lo;
 }
 
+/* The TSC rate in kHz (memctl INFO TSC_KHZ), 0 if the VMM does not know. */
+uint64_t gmvm_tsc_khz(void);
 /* Microseconds from TSC ticks (0 if the VMM did not tell the rate). */
 uint64_t tsc_to_us(uint64_t ticks);
 
@@ -107,6 +109,12 @@ int dev_fill(void *buf, uint64_t len, uint64_t seed);
 int dev_hold(const void *buf, uint64_t len, bool revocable);
 int dev_release(int handle);
 int dev_held(int handle);
+/*
+ * The launch digest (memctl MEASUREMENT) into digest: GMVM_DIGEST_SIZE or an
+ * error. The VMM writes it into a heap page this makes shared on first use
+ * (vCPU 0 only, or one vCPU at a time).
+ */
+int launch_digest(uint8_t digest[GMVM_DIGEST_SIZE]);
 /* Ask the VMM to read [gpa, gpa+len) through the library; see abi.h. */
 int peek(const void *buf, uint64_t len);
 
