@@ -381,19 +381,9 @@ static void test_init_shared(void **state)
 	gm_store_destroy(s);
 }
 
-/*
- * ThreadSanitizer leaves mmap(NULL) about 1.5 TiB of address space, where a
- * 1 TiB view does not always fit: 256 GiB there, the same code path.
- */
-#if defined(__SANITIZE_THREAD__)
-#define HUGE_STORE_SIZE (1ULL << 38)
-#else
-#define HUGE_STORE_SIZE (1ULL << 40)
-#endif
-
 static void test_huge_sparse(void **state)
 {
-	const uint64_t size = HUGE_STORE_SIZE;
+	const uint64_t size = TU_SPARSE_STORE_SIZE;
 	const unsigned int flags[] = { 0, GM_STORE_INIT_SHARED,
 				       GM_STORE_VIEW_LAZY };
 	uint8_t buf[64], out[64];
