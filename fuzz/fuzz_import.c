@@ -25,6 +25,7 @@
 
 #include "fuzz_common.h"
 #include "snapshot.h"
+#include "testing/mem_stream.h"
 
 #define PG 4096u
 #define NP 8u
@@ -34,38 +35,6 @@ static const uint8_t key[GM_SNAPSHOT_KEY_SIZE] = {
 	0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
 	0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
 };
-
-struct stream {
-	uint8_t *p;
-	size_t len, cap, pos, max_read;
-};
-
-static ssize_t stream_read(void *opaque, void *buf, size_t len)
-{
-	struct stream *s = opaque;
-	size_t n = s->len - s->pos;
-
-	n = n < len ? n : len;
-	if (s->max_read && n > s->max_read)
-		n = s->max_read;
-	memcpy(buf, s->p + s->pos, n);
-	s->pos += n;
-	return (ssize_t)n;
-}
-
-static int stream_write(void *opaque, const void *buf, size_t len)
-{
-	struct stream *s = opaque;
-
-	if (s->len + len > s->cap) {
-		s->cap = (s->len + len) * 2;
-		s->p = realloc(s->p, s->cap);
-		FZ_CHECK(s->p, "realloc");
-	}
-	memcpy(s->p + s->len, buf, len);
-	s->len += len;
-	return 0;
-}
 
 static struct gm_store *new_store(void)
 {

@@ -20,6 +20,7 @@
 
 #include "snapshot.h" /* lib/: the MACs, for streams re-MACed by a key holder */
 #include "test_util.h"
+#include "testing/mem_stream.h"
 
 /* The layout of docs/snapshot.md, to find records in a stream. */
 #define HDR_SIZE 96
@@ -28,40 +29,6 @@
 #define EXT_SIZE 24
 #define REC_SIZE 32
 #define REC_LEN 24
-
-struct stream {
-	uint8_t *p;
-	size_t len, cap;
-	size_t pos; /* read position */
-	size_t max_read; /* short reads: at most this many bytes (0: any) */
-};
-
-static int stream_write(void *opaque, const void *buf, size_t len)
-{
-	struct stream *s = opaque;
-
-	if (s->len + len > s->cap) {
-		s->cap = (s->len + len) * 2;
-		s->p = realloc(s->p, s->cap);
-		assert_non_null(s->p);
-	}
-	memcpy(s->p + s->len, buf, len);
-	s->len += len;
-	return 0;
-}
-
-static ssize_t stream_read(void *opaque, void *buf, size_t len)
-{
-	struct stream *s = opaque;
-	size_t n = s->len - s->pos;
-
-	n = n < len ? n : len;
-	if (s->max_read && n > s->max_read)
-		n = s->max_read;
-	memcpy(buf, s->p + s->pos, n);
-	s->pos += n;
-	return (ssize_t)n;
-}
 
 static uint8_t key[GM_SNAPSHOT_KEY_SIZE], other_key[GM_SNAPSHOT_KEY_SIZE];
 static uint64_t rng;
