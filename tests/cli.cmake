@@ -12,6 +12,8 @@ if(TARGET gmem-cli)
   add_test(NAME cli.demo COMMAND sh ${PROJECT_SOURCE_DIR}/scripts/demo.sh ${PROJECT_BINARY_DIR})
   list(APPEND GM_CLI_TESTS cli.demo)
   set_tests_properties(${GM_CLI_TESTS} PROPERTIES SKIP_RETURN_CODE 77 LABELS cli)
+  # caps reads the huge-page settings that the huge-page tests change
+  set_tests_properties(cli.caps cli.demo PROPERTIES RESOURCE_LOCK hugepages)
 endif()
 
 # cmake --install and a program built against it with pkg-config.
