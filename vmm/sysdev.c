@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -126,6 +127,26 @@ static int32_t dev_fstat(struct vm *vm, uint64_t fd, uint64_t gpa)
 	return put(vm, gpa, &st, sizeof(st));
 }
 
+/* The standard fds' flags can be read; changes are accepted, not made. */
+static int32_t dev_fcntl(uint64_t fd, uint64_t cmd)
+{
+	int flags;
+
+	if (!std_fd(fd))
+		return -EBADF;
+	switch (cmd) {
+	case F_GETFD:
+	case F_SETFD:
+	case F_SETFL:
+		return 0;
+	case F_GETFL:
+		flags = fcntl((int)fd, F_GETFL);
+		return flags < 0 ? host_errno() : flags;
+	default:
+		return -EINVAL;
+	}
+}
+
 static int32_t dev_clock(struct vm *vm, uint64_t clock, uint64_t gpa)
 {
 	struct timespec ts;
@@ -163,6 +184,8 @@ static int32_t sysdev_request(struct vm *vm, struct vcpu *vcpu,
 		off = lseek((int)a->a0, (off_t)a->a1, (int)a->a2);
 		return off < 0 ? host_errno() : (int32_t)(off & 0x7fffffff);
 	}
+	case SYS_fcntl:
+		return dev_fcntl(a->a0, a->a1);
 	case SYS_getdents64:
 		return std_fd(a->a0) ? -ENOTDIR : -EBADF;
 	case SYS_clock_gettime:

@@ -28,6 +28,7 @@ enum {
 	NR_mremap = 25,
 	NR_madvise = 28,
 	NR_getpid = 39,
+	NR_fcntl = 72,
 	NR_exit = 60,
 	NR_uname = 63,
 	NR_readlink = 89,
@@ -460,9 +461,10 @@ int64_t shim_dispatch(struct shim_call *c)
 	case NR_newfstatat:
 		return sys_newfstatat(c);
 	case NR_close:
+	case NR_fcntl:
 	case NR_lseek:
 	case NR_getdents64:
-		return host(c->nr, a[0], 0, a[2], 0, 0);
+		return host(c->nr, a[0], a[1], a[2], 0, 0);
 	case NR_openat:
 		return sys_openat(c);
 	case NR_readlink:
