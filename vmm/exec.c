@@ -290,25 +290,27 @@ int exec_load(struct vm *vm)
 
 int exec_cpu_setup(struct vcpu *vcpu)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[3];
-	} msrs = {
-		.hdr.nmsrs = 3,
-		.e = {
-			/* syscall: CS 0x08; sysret: CS 0x18 + 16, SS 0x18 + 8 */
-			{ .index = MSR_STAR,
-			  .data = (0x18ull << 48) | (0x08ull << 32) },
-			{ .index = MSR_LSTAR,
-			  .data = vcpu->vm->entry + GMVM_SHIM_SYSCALL_OFF },
-			{ .index = MSR_SFMASK, .data = SHIM_SFMASK },
-		},
+	/* syscall: CS 0x08; sysret: CS 0x18 + 16, SS 0x18 + 8 */
+	const struct kvm_msr_entry e[] = {
+		{ .index = MSR_STAR,
+		  .data = (0x18ull << 48) | (0x08ull << 32) },
+		{ .index = MSR_LSTAR,
+		  .data = vcpu->vm->entry + GMVM_SHIM_SYSCALL_OFF },
+		{ .index = MSR_SFMASK, .data = SHIM_SFMASK },
 	};
-	int ret = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
+	struct kvm_msrs *msrs = calloc(1, sizeof(*msrs) + sizeof(e));
+	int ret;
 
-	if (ret != 3) {
-		fprintf(stderr, "gmem-vm exec: KVM_SET_MSRS: %d\n", ret);
-		return ret < 0 ? -errno : -EIO;
-	}
+	if (!msrs)
+		return -ENOMEM;
+	msrs->nmsrs = 3;
+	memcpy(msrs->entries, e, sizeof(e));
+	ret = ioctl(vcpu->fd, KVM_SET_MSRS, msrs);
+	ret = ret == 3 ? 0 : ret < 0 ? -errno : -EIO;
+	free(msrs);
+	if (ret)
+		fprintf(stderr, "gmem-vm exec: KVM_SET_MSRS: %s\n",
+			strerror(-ret));
+	return ret;
 	return 0;
 }
