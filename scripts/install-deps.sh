@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages gmem builds and tests with, if any is missing.
 set -e
-pkgs="build-essential cmake pkg-config libcmocka-dev clang clang-format libclang-rt-14-dev llvm libssl-dev python3 abigail-tools"
+pkgs="build-essential cmake pkg-config libcmocka-dev clang clang-format libclang-rt-14-dev llvm libssl-dev python3 abigail-tools busybox-static"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -47,6 +47,7 @@ void bus_init(void)
 	memctl_init();
 	chkdev_init();
 	debug_init();
+	sysdev_init();
 }
 
 int32_t refuse(struct vm *vm, enum refuse_reason why, int32_t status)

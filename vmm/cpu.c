@@ -26,6 +26,8 @@
 #define CR4_PAE (1ull << 5)
 #define CR4_OSFXSR (1ull << 9)
 #define CR4_OSXMMEXCPT (1ull << 10)
+#define CR4_FSGSBASE (1ull << 16)
+#define EFER_SCE (1ull << 0)
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
 #define RFLAGS_FIXED (1ull << 1)
@@ -158,6 +160,13 @@ void cpu_boot_state(const struct vm *vm, unsigned int index,
 	st->regs.rdi = index;
 	st->regs.rsi = GMVM_BOOT_INFO_GPA;
 	st->regs.rflags = RFLAGS_FIXED | RFLAGS_IOPL3;
+	if (vm->exec_sp) {
+		/* gmem-vm exec: the shim starts on the program's stack */
+		st->regs.rsp = vm->exec_sp;
+		st->regs.rdx = vm->exec_info;
+		st->efer |= EFER_SCE;
+		st->cr4 |= CR4_FSGSBASE;
+	}
 }
 
 /* Apply cpu_boot_state(): the registers the launch digest covers. */
@@ -186,7 +195,7 @@ static int cpu_set_state(struct vcpu *vcpu)
 		return -errno;
 	if (ioctl(vcpu->fd, KVM_SET_REGS, &st.regs))
 		return -errno;
-	return 0;
+	return vcpu->vm->exec_sp ? exec_cpu_setup(vcpu) : 0;
 }
 
 void cpu_dump(struct vcpu *vcpu, const char *why, FILE *out)

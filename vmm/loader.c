@@ -135,30 +135,17 @@ out:
 	return ret;
 }
 
-int loader_load_elf(struct vm *vm, const char *path)
+int loader_load_elf_image(struct vm *vm, const char *path, const uint8_t *img,
+			  uint64_t size)
 {
 	uint64_t mem = vm->opts.mem_size;
 	const Elf64_Ehdr *eh;
 	const Elf64_Phdr *ph;
-	struct stat st;
-	uint8_t *img;
-	int fd, ret = 0;
+	int ret = 0;
 	unsigned int nload = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		fprintf(stderr, "gmem-vm: %s: %s\n", path, strerror(errno));
-		return ret;
-	}
-	if (fstat(fd, &st) || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
-		close(fd);
+	if (size < sizeof(Elf64_Ehdr))
 		return bad(path, "too small");
-	}
-	img = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (img == MAP_FAILED)
-		return -errno;
 	eh = (const Elf64_Ehdr *)img;
 	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
 	    eh->e_ident[EI_CLASS] != ELFCLASS64 ||
@@ -170,10 +157,8 @@ int loader_load_elf(struct vm *vm, const char *path)
 		ret = bad(path, "not a static x86-64 executable (ET_EXEC)");
 		goto out;
 	}
-	if (eh->e_phentsize != sizeof(Elf64_Phdr) ||
-	    eh->e_phoff > (uint64_t)st.st_size ||
-	    (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) >
-		    (uint64_t)st.st_size - eh->e_phoff) {
+	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phoff > size ||
+	    (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > size - eh->e_phoff) {
 		ret = bad(path, "bad program headers");
 		goto out;
 	}
@@ -188,9 +173,8 @@ int loader_load_elf(struct vm *vm, const char *path)
 
 		if (p->p_type != PT_LOAD || !p->p_memsz)
 			continue;
-		if (p->p_filesz > p->p_memsz ||
-		    p->p_offset > (uint64_t)st.st_size ||
-		    p->p_filesz > (uint64_t)st.st_size - p->p_offset ||
+		if (p->p_filesz > p->p_memsz || p->p_offset > size ||
+		    p->p_filesz > size - p->p_offset ||
 		    p->p_vaddr + p->p_memsz < p->p_vaddr ||
 		    p->p_vaddr + p->p_memsz > mem) {
 			ret = bad(path, "a segment lies outside guest memory "
@@ -223,6 +207,30 @@ int loader_load_elf(struct vm *vm, const char *path)
 	vm->entry = eh->e_entry;
 	ret = load_segments(vm, img, eh, ph);
 out:
+	return ret;
+}
+
+int loader_load_elf(struct vm *vm, const char *path)
+{
+	struct stat st;
+	uint8_t *img;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		fprintf(stderr, "gmem-vm: %s: %s\n", path, strerror(errno));
+		return ret;
+	}
+	if (fstat(fd, &st) || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
+		close(fd);
+		return bad(path, "too small");
+	}
+	img = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (img == MAP_FAILED)
+		return -errno;
+	ret = loader_load_elf_image(vm, path, img, (uint64_t)st.st_size);
 	munmap(img, st.st_size);
 	return ret;
 }

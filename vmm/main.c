@@ -7,6 +7,8 @@
  *           [--conversion inplace|destructive] [--json] [--quiet]
  *   gmem-vm measure GUEST.elf [the same options]: print the launch digest
  *           that `run` would report, without KVM and without running
+ *   gmem-vm exec [options] [--] PROGRAM ARGS...: an unmodified static
+ *           Linux program beside the system-call shim (docs/exec.md)
  *
  * Exit status: the guest's exit code; 120 if the guest crashed, 121 if the
  * VMM failed, 122 on bad usage, 77 if /dev/kvm is absent.
@@ -27,6 +29,8 @@ static void usage(FILE *out)
 		"       gmem-vm measure GUEST.elf [options]: the launch "
 		"digest, computed without KVM\n"
 		"       (measure needs --backing guest_memfd or memfd)\n"
+		"       gmem-vm exec [options] [--] PROGRAM ARGS...: a static "
+		"Linux program, its memory private (report on stderr)\n"
 		"  --mem SIZE          guest memory, a multiple of 2M "
 		"(default 64M; suffixes K, M, G)\n"
 		"  --vcpus N           vCPUs, 1..%d (default 1)\n"
@@ -140,6 +144,8 @@ int main(int argc, char **argv)
 	static struct vm vm;
 	unsigned int started = 0;
 	int opt, ret, code;
+	bool exec;
+	FILE *out;
 	char *end;
 
 	if (argc >= 2 && (!strcmp(argv[1], "--help") ||
@@ -147,11 +153,17 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (argc < 2 || (strcmp(argv[1], "run") && strcmp(argv[1], "measure")))
-		return bad_usage("expected a command: run or measure", "");
+	if (argc < 2 || (strcmp(argv[1], "run") && strcmp(argv[1], "measure") &&
+			 strcmp(argv[1], "exec")))
+		return bad_usage("expected a command: run, measure or exec",
+				 "");
+	exec = !strcmp(argv[1], "exec");
+	out = exec ? stderr : stdout; /* exec: stdout is the program's */
 	optind = 2;
-	while ((opt = getopt_long(argc, argv, "m:c:b:i:C:P:jqh", longopts,
-				  NULL)) != -1) {
+	/* exec: options end at the program, whose own options follow */
+	while ((opt = getopt_long(argc, argv,
+				  exec ? "+m:c:b:i:C:P:jqh" : "m:c:b:i:C:P:jqh",
+				  longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			if (parse_size(optarg, &opts.mem_size) ||
@@ -212,8 +224,12 @@ int main(int argc, char **argv)
 			return GMVM_EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1)
-		return bad_usage("%s: expected one GUEST.elf", argv[1]);
+	if (exec && optind < argc) {
+		opts.exec_argv = &argv[optind];
+	} else if (exec || optind != argc - 1) {
+		return bad_usage("%s: expected one GUEST.elf or PROGRAM",
+				 argv[1]);
+	}
 	opts.guest = argv[optind];
 	if (!strcmp(argv[1], "measure"))
 		return measure(&opts, &vm);
@@ -233,15 +249,16 @@ int main(int argc, char **argv)
 		return code;
 	}
 	if (!opts.quiet && !opts.json)
-		printf("gmem-vm: %s, %llu MiB on %s (init %s, conversion %s), "
-		       "%u vCPU%s\n",
-		       opts.guest, (unsigned long long)(opts.mem_size >> 20),
-		       gm_backing_name(vm.backing),
-		       opts.init_private ? "private" : "shared",
-		       opts.conversion == CONV_DESTRUCTIVE ? "destructive" :
-							     "in place",
-		       opts.nr_vcpus, opts.nr_vcpus > 1 ? "s" : "");
-	fflush(stdout);
+		fprintf(out,
+			"gmem-vm: %s, %llu MiB on %s (init %s, conversion %s), "
+			"%u vCPU%s\n",
+			opts.guest, (unsigned long long)(opts.mem_size >> 20),
+			gm_backing_name(vm.backing),
+			opts.init_private ? "private" : "shared",
+			opts.conversion == CONV_DESTRUCTIVE ? "destructive" :
+							      "in place",
+			opts.nr_vcpus, opts.nr_vcpus > 1 ? "s" : "");
+	fflush(out);
 	vm.base.sz = sizeof(vm.base);
 	gm_store_stats(vm.store, &vm.base);
 	vm.start_ns = now_ns();
@@ -266,9 +283,11 @@ int main(int argc, char **argv)
 	gm_store_compact(vm.store);
 	fflush(vm.console);
 	if (opts.json)
-		report_json(&vm, stdout);
+		report_json(&vm, out);
 	else if (!opts.quiet)
-		report_print(&vm, stdout);
+		report_print(&vm, out);
+	if (exec && !opts.quiet)
+		sysdev_report(out, opts.json);
 	vm_destroy(&vm);
 	return code;
 }

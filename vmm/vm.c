@@ -310,7 +310,8 @@ static int layout(struct vm *vm)
 			       "system (boot info, GDT, page tables)");
 	if (ret)
 		return ret;
-	ret = loader_load_elf(vm, vm->opts.guest);
+	ret = vm->opts.exec_argv ? exec_load_shim(vm) :
+				   loader_load_elf(vm, vm->opts.guest);
 	if (ret)
 		return ret;
 	if (vm->image_start < SYS_REGION_END) {
@@ -345,6 +346,8 @@ static int layout(struct vm *vm)
 	if (ret)
 		return ret;
 	ret = boot_info_write(vm);
+	if (!ret && vm->opts.exec_argv)
+		ret = exec_load(vm);
 	if (ret)
 		return ret;
 	return launch(vm);

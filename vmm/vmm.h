@@ -108,6 +108,8 @@ struct vm_opts {
 	bool json;
 	bool quiet;
 	bool measure_only; /* gmem-vm measure: no KVM, a memfd store */
+	/* gmem-vm exec: the program and its arguments (NULL-terminated) */
+	char *const *exec_argv;
 };
 
 struct vm {
@@ -126,6 +128,8 @@ struct vm {
 	uint64_t pt_start, pt_end;
 	uint64_t stacks_start, stacks_end;
 	uint64_t heap_start, heap_end;
+	/* gmem-vm exec (exec.c): the shim's start registers, 0 otherwise */
+	uint64_t exec_sp, exec_info;
 	/* ranges the guest may not convert: hypervisor-visible and devices */
 	struct range protected[GMVM_MAX_RANGES];
 	unsigned int nr_protected;
@@ -179,6 +183,9 @@ uint64_t now_ns(void);
  * segments, fills image_* and entry, and adds the segments to the image.
  */
 int loader_load_elf(struct vm *vm, const char *path);
+/* The same for an ELF image in memory; path names it in messages. */
+int loader_load_elf_image(struct vm *vm, const char *path, const uint8_t *img,
+			  uint64_t size);
 /* Add a copy of buf at gpa to the launch image, launching in state attr. */
 int loader_add(struct vm *vm, uint64_t gpa, const void *buf, size_t len,
 	       enum gm_attr attr);
@@ -263,6 +270,17 @@ void debug_init(void);
 uint64_t chkdev_holds_active(void);
 /* a revocable hold overlaps [start, end) */
 bool chkdev_revocable_in(uint64_t start, uint64_t end);
+
+/* exec.c: gmem-vm exec, a static Linux program beside the shim */
+/* Load the embedded shim as the guest image (instead of opts.guest). */
+int exec_load_shim(struct vm *vm);
+/* Load the program and build its initial stack, after the layout. */
+int exec_load(struct vm *vm);
+/* Point LSTAR at the shim (KVM_SET_MSRS). */
+int exec_cpu_setup(struct vcpu *vcpu);
+/* sysdev.c: the shim's system-call device */
+void sysdev_init(void);
+void sysdev_report(FILE *out, bool json);
 
 /* report.c */
 void report_print(struct vm *vm, FILE *out);
