@@ -327,10 +327,7 @@ static int xsave_size(struct vm *vm)
 static int capture(struct vcpu *vcpu, struct vcpu_state *st)
 {
 	struct vm *vm = vcpu->vm;
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} one;
+	struct kvm_msrs *one;
 	int ret = 0;
 
 	free_state(st);
@@ -370,13 +367,17 @@ static int capture(struct vcpu *vcpu, struct vcpu_state *st)
 		st->has_events = true;
 	}
 	/* one at a time: keep those this KVM has, skip the others */
+	one = calloc(1, sizeof(*one) + sizeof(one->entries[0]));
+	if (!one)
+		return -ENOMEM;
 	for (unsigned int i = 0; i < SNAP_NR_MSRS; i++) {
-		memset(&one, 0, sizeof(one));
-		one.h.nmsrs = 1;
-		one.e.index = snap_msrs[i];
-		if (ioctl(vcpu->fd, KVM_GET_MSRS, &one) == 1)
-			st->msrs[st->nr_msrs++] = one.e;
+		one->nmsrs = 1;
+		one->entries[0] =
+			(struct kvm_msr_entry){ .index = snap_msrs[i] };
+		if (ioctl(vcpu->fd, KVM_GET_MSRS, one) == 1)
+			st->msrs[st->nr_msrs++] = one->entries[0];
 	}
+	free(one);
 	st->saved = true;
 	return 0;
 }
@@ -1128,10 +1129,7 @@ static int check_given(const struct vm_opts *u, const struct snap_state *s)
 
 static int apply_vcpu(struct vcpu *vcpu, const struct vcpu_state *st)
 {
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e[SNAP_NR_MSRS];
-	} msrs;
+	struct kvm_msrs *msrs;
 	int ret = 0;
 
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &st->sregs) ||
@@ -1140,13 +1138,20 @@ static int apply_vcpu(struct vcpu *vcpu, const struct vcpu_state *st)
 		  st->xsave) ||
 	    (st->has_xcrs && ioctl(vcpu->fd, KVM_SET_XCRS, &st->xcrs)))
 		return -errno;
-	memset(&msrs, 0, sizeof(msrs));
-	msrs.h.nmsrs = st->nr_msrs;
-	memcpy(msrs.e, st->msrs, st->nr_msrs * sizeof(msrs.e[0]));
 	if (st->nr_msrs) {
-		ret = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
-		if (ret != (int)st->nr_msrs)
-			return ret < 0 ? -errno : -EINVAL;
+		msrs = calloc(1,
+			      sizeof(*msrs) +
+				      SNAP_NR_MSRS * sizeof(msrs->entries[0]));
+		if (!msrs)
+			return -ENOMEM;
+		msrs->nmsrs = st->nr_msrs;
+		memcpy(msrs->entries, st->msrs,
+		       st->nr_msrs * sizeof(msrs->entries[0]));
+		ret = ioctl(vcpu->fd, KVM_SET_MSRS, msrs);
+		ret = ret == (int)st->nr_msrs ? 0 : ret < 0 ? -errno : -EINVAL;
+		free(msrs);
+		if (ret)
+			return ret;
 	}
 	if (st->has_events && ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &st->events))
 		return -errno;
