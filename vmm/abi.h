@@ -39,6 +39,15 @@
 /* a0 = gpa, a1 = len (GMVM_DIGEST_SIZE): writes the launch digest there */
 #define GMVM_MEMCTL_MEASUREMENT 4
 #define GMVM_DIGEST_SIZE 32 /* SHA-256 */
+/*
+ * a0..a4 = 0: pause every vCPU and write a snapshot (gmem-vm run
+ * --snapshot FILE). Answers GMVM_SNAP_TAKEN in the VM that goes on,
+ * GMVM_SNAP_RESTORED in a VM restored from that snapshot, or a status; with
+ * --snapshot-exit the VM stops once the snapshot is written.
+ */
+#define GMVM_MEMCTL_SNAPSHOT 5
+#define GMVM_SNAP_TAKEN 1
+#define GMVM_SNAP_RESTORED 2
 
 /* Page states (a2 of CONVERT, result of QUERY). */
 #define GMVM_SHARED 0
@@ -53,6 +62,7 @@
 #define GMVM_INFO_SHARED_PAGES 2
 #define GMVM_INFO_EXTENTS 3
 #define GMVM_INFO_TSC_KHZ 4 /* the TSC rate, 0 if unknown */
+#define GMVM_INFO_RESTORES 5 /* how many times this VM was restored */
 
 /* Checksum device ops (GMVM_PORT_CHKDEV). */
 /* a0 = gpa, a1 = len, a2 = out gpa: writes the u64 FNV-1a of the buffer */

@@ -257,6 +257,59 @@ void chkdev_fini(struct vm *vm)
 	}
 }
 
+void chkdev_save(struct chk_hold_state st[GMVM_CHK_MAX_HOLDS])
+{
+	pthread_mutex_lock(&holds_lock);
+	for (int i = 0; i < GMVM_CHK_MAX_HOLDS; i++) {
+		struct hold *h = &holds[i];
+
+		/* a hold still being set up has no pin yet: not saved */
+		st[i] = (struct chk_hold_state){
+			.used = h->used && (h->pin || h->revoked),
+			.revocable = h->revocable,
+			.revoked = h->revoked,
+			.start = h->start,
+			.end = h->end,
+		};
+	}
+	pthread_mutex_unlock(&holds_lock);
+}
+
+/* Take the saved holds again: the same handles pin the same pages. */
+int chkdev_restore(struct vm *vm,
+		   const struct chk_hold_state st[GMVM_CHK_MAX_HOLDS])
+{
+	for (int i = 0; i < GMVM_CHK_MAX_HOLDS; i++) {
+		struct hold *h = &holds[i];
+		struct gm_pin *pin = NULL;
+		int ret = 0;
+
+		if (!st[i].used)
+			continue;
+		*h = (struct hold){ .used = true,
+				    .vm = vm,
+				    .revocable = st[i].revocable,
+				    .revoked = st[i].revoked,
+				    .start = st[i].start,
+				    .end = st[i].end };
+		if (st[i].revoked)
+			continue;
+		if (st[i].revocable)
+			ret = gm_pin_revocable(vm->store, h->start,
+					       h->end - h->start, 0,
+					       hold_revoke, h, &pin);
+		else
+			ret = gm_pin(vm->store, h->start, h->end - h->start, 0,
+				     &pin);
+		if (ret) {
+			h->used = false;
+			return ret;
+		}
+		h->pin = pin;
+	}
+	return 0;
+}
+
 static struct io_device chk_dev = {
 	.name = "chkdev",
 	.port = GMVM_PORT_CHKDEV,

@@ -35,10 +35,17 @@
 
 static __thread struct kvm_run *this_run;
 
-/* SIGUSR1 kicks a vCPU out of KVM_RUN (or makes the next one return). */
-static void kick_handler(int sig)
+/*
+ * SIGUSR1 kicks a vCPU out of KVM_RUN (or makes the next one return). The
+ * VMM's own kicks are pthread_kill (SI_TKILL); one sent from outside
+ * (kill, SI_USER) also asks for a snapshot (--snapshot-on signal).
+ */
+static void kick_handler(int sig, siginfo_t *info, void *uctx)
 {
 	(void)sig;
+	(void)uctx;
+	if (info->si_code == SI_USER)
+		snapshot_note_signal();
 	if (this_run)
 		this_run->immediate_exit = 1;
 }
@@ -51,9 +58,10 @@ static void install_kick_handler(void)
 	if (done)
 		return;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = kick_handler;
+	sa.sa_sigaction = kick_handler;
+	sa.sa_flags = SA_SIGINFO; /* no SA_RESTART */
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR1, &sa, NULL); /* no SA_RESTART */
+	sigaction(SIGUSR1, &sa, NULL);
 	done = true;
 }
 
@@ -276,12 +284,21 @@ static void *cpu_thread(void *arg)
 	struct vcpu *vcpu = arg;
 	struct vm *vm = vcpu->vm;
 	struct kvm_run *run = vcpu->run;
+	sigset_t usr1;
 
 	this_run = run;
 	vcpu->self = pthread_self();
+	/* the starting thread blocks SIGUSR1: a kill() reaches a vCPU */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+	snapshot_thread_enter(vcpu);
 	/* after this, a kick reaches us; before it, we see `stopping` */
 	atomic_store(&vcpu->started, true);
 	while (!atomic_load(&vm->stopping) && !atomic_load(&vcpu->done)) {
+		snapshot_point(vcpu);
+		if (atomic_load(&vm->stopping))
+			break;
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				run->immediate_exit = 0;
@@ -339,14 +356,20 @@ static void *cpu_thread(void *arg)
 			break;
 		}
 	}
+	snapshot_thread_leave(vcpu);
 	atomic_fetch_add(&vm->exits, vcpu->exits);
 	return NULL;
 }
 
 int cpu_start(struct vcpu *vcpu)
 {
-	int ret = cpu_set_state(vcpu);
+	/* a restored vCPU's state was set by snapshot_restore */
+	int ret = vcpu->vm->restored ? 0 : cpu_set_state(vcpu);
+	sigset_t usr1;
 
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 	if (ret) {
 		fprintf(stderr, "gmem-vm: setting vCPU %u state: %s\n",
 			vcpu->index, strerror(-ret));

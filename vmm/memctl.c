@@ -8,6 +8,7 @@
  * (GM_CONVERT_REVOKE); other pins make the request fail with -EBUSY.
  * MEASUREMENT hands the guest the launch digest (measure.c) in a buffer of
  * its own that the VMM may write (shared, not hypervisor-visible).
+ * SNAPSHOT asks for a snapshot of the whole VM (snapshot.c).
  */
 #include <errno.h>
 
@@ -97,7 +98,6 @@ static int32_t memctl_request(struct vm *vm, struct vcpu *vcpu,
 	enum gm_attr attr;
 	int32_t st;
 
-	(void)vcpu;
 	atomic_fetch_add(&vm->memctl_requests, 1);
 	switch (a->op) {
 	case GMVM_MEMCTL_CONVERT:
@@ -128,12 +128,20 @@ static int32_t memctl_request(struct vm *vm, struct vcpu *vcpu,
 		case GMVM_INFO_TSC_KHZ:
 			st = (int32_t)(vm->tsc_khz & 0x7fffffff);
 			break;
+		case GMVM_INFO_RESTORES:
+			st = (int32_t)(vm->restores & 0x7fffffff);
+			break;
 		default:
 			return refuse(vm, REFUSE_MALFORMED, GMVM_EINVAL);
 		}
 		break;
 	case GMVM_MEMCTL_MEASUREMENT:
 		st = memctl_measurement(vm, a);
+		break;
+	case GMVM_MEMCTL_SNAPSHOT:
+		if (a->a0 || a->a1 || a->a2 || a->a3 || a->a4)
+			return refuse(vm, REFUSE_MALFORMED, GMVM_EINVAL);
+		st = snapshot_request(vm, vcpu);
 		break;
 	default:
 		return refuse(vm, REFUSE_MALFORMED, GMVM_ENOSYS);

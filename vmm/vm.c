@@ -384,6 +384,8 @@ int vm_create(struct vm *vm, const struct vm_opts *opts)
 		if (ret)
 			return ret;
 	}
+	if (opts->restoring)
+		return 0; /* snapshot_restore brings memory and layout */
 	ret = layout(vm);
 	if (ret) {
 		if (ret == -EINVAL || ret == -ENOEXEC)

@@ -58,6 +58,8 @@ struct vcpu {
 	atomic_bool done; /* the guest said this vCPU is finished */
 	uint64_t exits;
 	uint64_t io_exits;
+	/* the guest asked for a snapshot on its last exit (snapshot.c) */
+	bool snap_request;
 };
 
 /* Why a request was refused (index into vm.refused). */
@@ -110,7 +112,24 @@ struct vm_opts {
 	bool measure_only; /* gmem-vm measure: no KVM, a memfd store */
 	/* gmem-vm exec: the program and its arguments (NULL-terminated) */
 	char *const *exec_argv;
+	/* snapshots (snapshot.c) */
+	const char *snapshot; /* --snapshot FILE, or NULL */
+	unsigned int snapshot_on; /* SNAP_ON_* */
+	bool snapshot_exit; /* stop the VM once the snapshot is written */
+	const char *key_file; /* --key-file, else GMEM_SNAPSHOT_KEY */
+	bool restoring; /* vm_create: no layout, snapshot_restore fills it */
+	unsigned int restore_given; /* RESTORE_GIVEN_*: options to match */
 };
+
+#define SNAP_ON_REQUEST (1u << 0)
+#define SNAP_ON_SIGNAL (1u << 1)
+
+#define RESTORE_GIVEN_MEM (1u << 0)
+#define RESTORE_GIVEN_VCPUS (1u << 1)
+#define RESTORE_GIVEN_BACKING (1u << 2)
+#define RESTORE_GIVEN_PAGES (1u << 3)
+#define RESTORE_GIVEN_INIT (1u << 4)
+#define RESTORE_GIVEN_CONVERSION (1u << 5)
 
 struct vm {
 	struct vm_opts opts;
@@ -165,6 +184,11 @@ struct vm {
 	struct peek_record peeks[GMVM_MAX_PEEKS];
 	unsigned int nr_peeks;
 	uint64_t peeks_ok, peeks_refused;
+
+	/* snapshots (snapshot.c) */
+	bool restored; /* vCPU state comes from a snapshot, not the boot */
+	uint64_t restores; /* restores this VM went through */
+	uint64_t snapshots; /* snapshots written by this process */
 };
 
 /* vm.c */
@@ -281,6 +305,32 @@ int exec_cpu_setup(struct vcpu *vcpu);
 /* sysdev.c: the shim's system-call device */
 void sysdev_init(void);
 void sysdev_report(FILE *out, bool json);
+/* chkdev.c: the holds, for snapshots */
+struct chk_hold_state {
+	bool used, revocable, revoked;
+	uint64_t start, end;
+};
+void chkdev_save(struct chk_hold_state st[GMVM_CHK_MAX_HOLDS]);
+int chkdev_restore(struct vm *vm,
+		   const struct chk_hold_state st[GMVM_CHK_MAX_HOLDS]);
+
+/*
+ * snapshot.c: pause, snapshot and restore (docs/snapshot.md, "VM
+ * snapshots"). The vCPU threads call snapshot_thread_enter/leave around
+ * their run loop and snapshot_point at its top.
+ */
+int snapshot_key_load(const char *key_file, uint8_t key[32]);
+int snapshot_arm(struct vm *vm);
+void snapshot_note_signal(void);
+void snapshot_thread_enter(struct vcpu *vcpu);
+void snapshot_thread_leave(struct vcpu *vcpu);
+void snapshot_point(struct vcpu *vcpu);
+/* memctl SNAPSHOT: a status for EAX (the answer is set after the pause) */
+int32_t snapshot_request(struct vm *vm, struct vcpu *vcpu);
+/* Create vm from the snapshot at path: memory, devices, vCPU state. */
+int snapshot_restore(struct vm *vm, const struct vm_opts *opts,
+		     const char *path);
+void snapshot_fini(void);
 
 /* report.c */
 void report_print(struct vm *vm, FILE *out);
