@@ -7,7 +7,8 @@
  *    converted to private one by one and then back in another random
  *    order, in place; then the same, destructive. Bytes on huge pages
  *    (gm_stats.huge_bytes) against the most there can be: every 2 MiB
- *    region uniform at the end. Destructive is read after gm_store_compact;
+ *    region uniform at the end, read after gm_store_compact (the figure
+ *    before it is an extra);
  *  - what the guest gains: bench_chase (dependent random loads over 1 GiB
  *    of guest memory) on 2m-thp against 4k backing, alternating runs;
  *  - conversion cost: 1 GiB in place both ways, and the guest's 4 KiB
@@ -56,13 +57,18 @@ static void touch_all(uint8_t *p, uint64_t size, uint8_t v)
 		p[off] = v;
 }
 
-static uint64_t huge_bytes(struct gm_store *s)
+static struct gm_stats stats(struct gm_store *s)
 {
 	struct gm_stats st = { .sz = sizeof(st) };
 
 	if (gm_store_stats(s, &st))
 		die("gm_store_stats: %s", gm_last_error());
-	return st.huge_bytes;
+	return st;
+}
+
+static uint64_t huge_bytes(struct gm_store *s)
+{
+	return stats(s).huge_bytes;
 }
 
 static void shuffle(uint64_t *v, int n, uint64_t *seed)
@@ -102,9 +108,11 @@ static double round_trip(struct gm_store *s, unsigned int flags, uint64_t *seed)
 	return (now_ns() - t0) / 1e3 / (2 * COVER_CONVERSIONS);
 }
 
-static void cover_row(const char *id, const char *what, uint64_t bytes,
-		      double us_per_conversion, double before_compact)
+static void cover_row(const char *id, const char *what, struct gm_store *s,
+		      uint64_t bytes, double us_per_conversion,
+		      double before_compact)
 {
+	struct gm_stats st = stats(s);
 	struct row r = { .id = id,
 			 .what = what,
 			 .unit = "GiB",
@@ -114,8 +122,9 @@ static void cover_row(const char *id, const char *what, uint64_t bytes,
 
 	row_extra(&r, "conversions", 2 * COVER_CONVERSIONS);
 	row_extra(&r, "us_per_conversion", us_per_conversion);
-	if (before_compact >= 0)
-		row_extra(&r, "ratio_before_compact", before_compact);
+	row_extra(&r, "ratio_before_compact", before_compact);
+	row_extra(&r, "huge_splits", st.huge_splits);
+	row_extra(&r, "huge_merges", st.huge_merges);
 	row_add(&r);
 }
 
@@ -127,20 +136,20 @@ static void coverage(enum gm_pages pages, const char *ids[2],
 	double us, before;
 
 	touch_all(gm_view_base(s), COVER_SIZE, 1);
-	us = round_trip(s, 0, &seed);
-	cover_row(ids[0], whats[0], huge_bytes(s), us, -1);
-	us = round_trip(s, GM_CONVERT_DESTRUCTIVE, &seed);
-	before = huge_bytes(s) / (double)COVER_SIZE;
-	if (gm_store_compact(s) < 0)
-		die("gm_store_compact: %s", gm_last_error());
-	cover_row(ids[1], whats[1], huge_bytes(s), us, before);
+	for (int i = 0; i < 2; i++) {
+		us = round_trip(s, i ? GM_CONVERT_DESTRUCTIVE : 0, &seed);
+		before = huge_bytes(s) / (double)COVER_SIZE;
+		if (gm_store_compact(s) < 0)
+			die("gm_store_compact: %s", gm_last_error());
+		cover_row(ids[i], whats[i], s, huge_bytes(s), us, before);
+	}
 	gm_store_destroy(s);
 }
 
 static const char *const thp_ids[2] = { "huge.cover.thp.inplace",
 					"huge.cover.thp.destructive" };
 static const char *const thp_whats[2] = {
-	"4 GiB 2m-thp: huge after 10k+10k in-place 4K conv.",
+	"4 GiB 2m-thp: huge after 10k+10k in place, compact",
 	"4 GiB 2m-thp: huge after 10k+10k destructive, compact"
 };
 static const char *const tlb_ids[2] = { "huge.cover.hugetlb.inplace",
