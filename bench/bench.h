@@ -69,8 +69,29 @@ void bench_vmas(void);
 void bench_per_gib(void);
 void bench_pins(void);
 void bench_vmm(void);
+/* huge_rows.c: huge backings against 4 KiB */
+void bench_huge(void);
 /* launch_rows.c, or a missing row without gmem-vm's measure code */
 void bench_launch(void);
+
+/* "BENCH k=v ..." of a bench guest */
+#define MAXKV 16
+struct kv {
+	int n;
+	char k[MAXKV][32];
+	double v[MAXKV];
+};
+
+/* The value of key, or die. */
+double kv_get(const struct kv *kv, const char *key);
+/*
+ * Run gmem-vm on a bench guest (extra: more options, or NULL) and parse
+ * its "BENCH k=v ..." line; die if it fails.
+ */
+void run_guest(const char *vmm, const char *guests, const char *name, int vcpus,
+	       const char *extra, struct kv *kv);
+/* gmem-vm and the bench guests' directory; NULL, or why they cannot run. */
+const char *vmm_guests(const char **vmm, const char **guests);
 
 /* Lines of /proc/self/maps overlapping [addr, addr + len) (len 0: all). */
 long count_maps(const void *addr, uint64_t len);

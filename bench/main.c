@@ -298,9 +298,10 @@ static void print_table(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: gmem-bench [--quick] [--out FILE] [--only SECTION] "
-		   "[--vmm GMEM-VM --guests DIR] [--reps N] [--seed N] [-v]\n"
-		   "sections: convert1g attrmap vmas pergib pins vmm launch\n");
+	fprintf(f,
+		"usage: gmem-bench [--quick] [--out FILE] [--only SECTION] "
+		"[--vmm GMEM-VM --guests DIR] [--reps N] [--seed N] [-v]\n"
+		"sections: convert1g attrmap vmas pergib pins vmm launch huge\n");
 }
 
 int main(int argc, char **argv)
@@ -382,6 +383,7 @@ int main(int argc, char **argv)
 	SECTION("pins", bench_pins);
 	SECTION("vmm", bench_vmm);
 	SECTION("launch", bench_launch);
+	SECTION("huge", bench_huge);
 	write_json(out, (now_ns() - t0) / 1e9);
 	print_table();
 	printf("results: %s (%.1f s)\n", out, (now_ns() - t0) / 1e9);

@@ -33,15 +33,7 @@
 #define GMEM_BENCH_GUESTS NULL
 #endif
 
-#define MAXKV 16
-
-struct kv {
-	int n;
-	char k[MAXKV][32];
-	double v[MAXKV];
-};
-
-static double kv_get(const struct kv *kv, const char *key)
+double kv_get(const struct kv *kv, const char *key)
 {
 	for (int i = 0; i < kv->n; i++)
 		if (!strcmp(kv->k[i], key))
@@ -49,17 +41,16 @@ static double kv_get(const struct kv *kv, const char *key)
 	die("guest output lacks %s", key);
 }
 
-/* Run gmem-vm on a bench guest and parse its "BENCH k=v ..." line. */
-static void run_guest(const char *vmm, const char *guests, const char *name,
-		      int vcpus, struct kv *kv)
+void run_guest(const char *vmm, const char *guests, const char *name, int vcpus,
+	       const char *extra, struct kv *kv)
 {
 	char cmd[1024], line[1024];
 	bool found = false;
 	FILE *p;
 	int st;
 
-	snprintf(cmd, sizeof(cmd), "'%s' run '%s/%s.elf' --quiet --vcpus %d",
-		 vmm, guests, name, vcpus);
+	snprintf(cmd, sizeof(cmd), "'%s' run '%s/%s.elf' --quiet --vcpus %d %s",
+		 vmm, guests, name, vcpus, extra ? extra : "");
 	p = popen(cmd, "r");
 	if (!p)
 		die("%s: %s", cmd, strerror(errno));
@@ -213,7 +204,7 @@ static void convert_rows(const char *vmm, const char *guests, int reps)
 	for (int i = 0; i < reps; i++) {
 		double khz;
 
-		run_guest(vmm, guests, "bench_convert", 1, &kv);
+		run_guest(vmm, guests, "bench_convert", 1, NULL, &kv);
 		khz = kv_get(&kv, "tsc_khz");
 		if (khz <= 0)
 			die("gmem-vm gave no TSC rate");
@@ -283,7 +274,7 @@ static void scaling_rows(const char *vmm, const char *guests, int reps)
 		for (int v = 1; v <= 2; v++) {
 			double n, khz;
 
-			run_guest(vmm, guests, "bench_scale", v, &kv);
+			run_guest(vmm, guests, "bench_scale", v, NULL, &kv);
 			n = kv_get(&kv, "n") * v;
 			khz = kv_get(&kv, "tsc_khz");
 			(v == 1 ? e1 : e2)[i] =
@@ -335,25 +326,30 @@ static void scaling_rows(const char *vmm, const char *guests, int reps)
 	row_add(&r);
 }
 
-void bench_vmm(void)
+const char *vmm_guests(const char **vmm, const char **guests)
 {
-	const char *vmm = cfg.vmm ? cfg.vmm : GMEM_BENCH_VMM;
-	const char *guests = cfg.guests ? cfg.guests : GMEM_BENCH_GUESTS;
-	int reps = cfg.reps < 5 ? 5 : cfg.reps;
 	char path[1024];
 
-	if (!vmm || access(vmm, X_OK)) {
-		all_missing("gmem-vm not built");
-		return;
-	}
+	*vmm = cfg.vmm ? cfg.vmm : GMEM_BENCH_VMM;
+	*guests = cfg.guests ? cfg.guests : GMEM_BENCH_GUESTS;
+	if (!*vmm || access(*vmm, X_OK))
+		return "gmem-vm not built";
 	snprintf(path, sizeof(path), "%s/bench_scale.elf",
-		 guests ? guests : ".");
-	if (!guests || access(path, R_OK)) {
-		all_missing("bench guests not built");
-		return;
-	}
-	if (access("/dev/kvm", R_OK | W_OK)) {
-		all_missing("no /dev/kvm");
+		 *guests ? *guests : ".");
+	if (!*guests || access(path, R_OK))
+		return "bench guests not built";
+	if (access("/dev/kvm", R_OK | W_OK))
+		return "no /dev/kvm";
+	return NULL;
+}
+
+void bench_vmm(void)
+{
+	const char *vmm, *guests, *why = vmm_guests(&vmm, &guests);
+	int reps = cfg.reps < 5 ? 5 : cfg.reps;
+
+	if (why) {
+		all_missing(why);
 		return;
 	}
 	convert_rows(vmm, guests, reps);

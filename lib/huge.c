@@ -305,6 +305,25 @@ void gm_huge_view_changed(struct gm_store *store, uint64_t s, uint64_t e,
 		region_update(store, r, closed);
 }
 
+/*
+ * A region all shared whose view is (partly) closed, as the view budget
+ * leaves whole runs after scattered conversions: open it, budget
+ * permitting, and map it at 2 MiB (the split mark makes the open collapse
+ * it). 1 if it is open now.
+ */
+static uint64_t reopen(struct gm_store *store, uint64_t r)
+{
+	uint64_t rs = r * THP_PAGES, re = rs + THP_PAGES;
+
+	if (gm_view_pages_open(store, rs, re) ||
+	    gm_attr_find_not(store, rs, re, GM_ATTR_SHARED) < re)
+		return 0;
+	pthread_rwlock_wrlock(&store->view_lock);
+	split_set(store, r, true);
+	pthread_rwlock_unlock(&store->view_lock);
+	return !gm_view_open_pages(store, rs, re);
+}
+
 int gm_store_compact(struct gm_store *store)
 {
 	uint64_t merged = 0, nr;
@@ -315,8 +334,11 @@ int gm_store_compact(struct gm_store *store)
 	if (ret)
 		return ret;
 	if (store->thp_split) {
-		pthread_rwlock_wrlock(&store->view_lock);
 		nr = store->npages / THP_PAGES;
+		if (!(store->flags & GM_STORE_VIEW_LAZY))
+			for (uint64_t r = 0; r < nr; r++)
+				merged += reopen(store, r);
+		pthread_rwlock_wrlock(&store->view_lock);
 		for (uint64_t r = 0; r < nr; r++)
 			if (split_test(store, r))
 				merged += region_update(store, r, false);

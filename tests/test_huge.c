@@ -175,6 +175,47 @@ static void test_thp_compact(void **state)
 	assert_int_equal(gm_store_destroy(s), 0);
 }
 
+/*
+ * Scattered conversions past the view budget leave whole runs closed after
+ * the pages are shared again; compact opens them and maps them at 2 MiB.
+ */
+static void test_thp_compact_reopens(void **state)
+{
+	struct gm_store_opts o = { .sz = sizeof(o),
+				   .size = 8 * MB,
+				   .backing = GM_BACKING_MEMFD,
+				   .vm_fd = -1,
+				   .flags = GM_STORE_INIT_SHARED,
+				   .view_budget = 3,
+				   .pages = GM_PAGES_THP_2M };
+	const uint64_t pages[] = { 5, 2 * HPAGES + 7 };
+	uint8_t buf[PG];
+	struct gm_store *s;
+	struct gm_stats st;
+
+	(void)state;
+	if (unavailable(have_thp, "shmem THP"))
+		return;
+	s = tu_store_with(&o);
+	tu_write_pattern(s, 0, 8 * MB, 3);
+	for (int to = 0; to < 2; to++)
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(gm_convert(s, pages[i] * PG, PG,
+						    to ? GM_ATTR_SHARED :
+							 GM_ATTR_PRIVATE,
+						    0),
+					 0);
+	stats(s, &st);
+	assert_true(st.huge_bytes < 8 * MB);
+	assert_int_equal(gm_store_compact(s), 4);
+	stats(s, &st);
+	assert_int_equal(st.huge_bytes, 8 * MB);
+	tu_expect_pattern(s, 0, 8 * MB, 3);
+	assert_int_equal(gm_read(s, 7 * MB, buf, PG), 0);
+	assert_memory_equal((uint8_t *)gm_view_base(s) + 7 * MB, buf, PG);
+	assert_int_equal(gm_store_destroy(s), 0);
+}
+
 /* Destructive conversion of one page zeroes it and none of its 511. */
 static void destructive_one(enum gm_pages pages, uint64_t size)
 {
@@ -346,6 +387,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_thp_folio_survives),
 		cmocka_unit_test(test_thp_compact),
+		cmocka_unit_test(test_thp_compact_reopens),
 		cmocka_unit_test(test_destructive_thp),
 		cmocka_unit_test(test_destructive_hugetlb),
 		cmocka_unit_test(test_destructive_hugetlb_1g),

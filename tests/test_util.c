@@ -13,17 +13,37 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "huge_fixture.h"
 #include "test_util.h"
 
+/* 2 MiB hugetlb pages a memfd-hugetlb2m run has free: 1 GiB */
+#define TU_HUGETLB_POOL_PAGES 512
+
 enum gm_backing tu_backing = GM_BACKING_MEMFD;
+enum gm_pages tu_pages = GM_PAGES_4K;
 const char *tu_backing_str = "memfd";
+
+/* The settings a huge backing needs could not be had: skip the run. */
+static void huge_settings(const char *name, bool ok)
+{
+	if (ok)
+		return;
+	fprintf(stderr,
+		"%s: SKIP: the huge backing's system settings cannot "
+		"be set here (root needed)\n",
+		name);
+	exit(77);
+}
 
 void tu_init(int argc, char **argv, const char *name)
 {
 	const char *b = argc > 1 ? argv[1] : "memfd";
 
 	if (argc > 2) {
-		fprintf(stderr, "usage: %s [guest_memfd|memfd]\n", argv[0]);
+		fprintf(stderr,
+			"usage: %s [guest_memfd|memfd|memfd-thp|"
+			"memfd-hugetlb2m]\n",
+			argv[0]);
 		exit(2);
 	}
 	if (!strcmp(b, "guest_memfd")) {
@@ -37,10 +57,20 @@ void tu_init(int argc, char **argv, const char *name)
 		}
 	} else if (!strcmp(b, "memfd")) {
 		tu_backing = GM_BACKING_MEMFD;
+	} else if (!strcmp(b, "memfd-thp")) {
+		tu_backing = GM_BACKING_MEMFD;
+		tu_pages = GM_PAGES_THP_2M;
+		huge_settings(name, tu_thp_enable());
+	} else if (!strcmp(b, "memfd-hugetlb2m")) {
+		tu_backing = GM_BACKING_MEMFD;
+		tu_pages = GM_PAGES_HUGETLB_2M;
+		huge_settings(name,
+			      tu_hugetlb_reserve(2048, TU_HUGETLB_POOL_PAGES));
 	} else {
 		fprintf(stderr,
-			"%s: unknown backing '%s' (guest_memfd|memfd)\n", name,
-			b);
+			"%s: unknown backing '%s' (guest_memfd|memfd|"
+			"memfd-thp|memfd-hugetlb2m)\n",
+			name, b);
 		exit(2);
 	}
 	tu_backing_str = b;
@@ -63,6 +93,7 @@ void tu_opts(struct gm_store_opts *o, uint64_t size, unsigned int flags)
 	o->backing = tu_backing;
 	o->vm_fd = -1;
 	o->flags = flags;
+	o->pages = tu_pages;
 }
 
 struct gm_store *tu_store_with(const struct gm_store_opts *o)

@@ -3,7 +3,10 @@
  * Helpers shared by the store tests (cmocka).
  *
  * A test executable registered with BACKINGS (tests/store.cmake) gets the
- * backing name as argv[1]: "guest_memfd" or "memfd". tu_init() parses it;
+ * backing name as argv[1]: "guest_memfd" or "memfd", or with HUGE
+ * "memfd-thp" or "memfd-hugetlb2m" (the memfd backing on 2 MiB THP or
+ * hugetlb pages; tu_init sets the system's settings for the run, as root,
+ * and they are restored at exit; skipped otherwise). tu_init() parses it;
  * tu_store() and friends create stores with that backing. The guest_memfd
  * run is skipped (exit 77) only where /dev/kvm is absent; where it exists,
  * a store that cannot be created is a test failure.
@@ -37,6 +40,8 @@
 /* The backing under test, from argv[1]. */
 extern enum gm_backing tu_backing;
 extern const char *tu_backing_str;
+/* The backing's pages: GM_PAGES_4K but for memfd-thp, memfd-hugetlb2m. */
+extern enum gm_pages tu_pages;
 
 /*
  * Parse argv: argv[1] is "guest_memfd" or "memfd" (default: memfd). Exits

@@ -185,8 +185,10 @@ size_t gm_store_backing_page_size(const struct gm_store *store);
  * uniform again is mapped at 2 MiB again (MADV_COLLAPSE), counted in
  * gm_stats.huge_merges. Conversions already do this for the regions they
  * make uniform; this catches what they could not (the kernel answered
- * EAGAIN, or the region was closed). Returns the number of regions merged;
- * 0 on other stores. -EDEADLK from a listener.
+ * EAGAIN, or the region was closed), and, but on GM_STORE_VIEW_LAZY
+ * stores, opens (budget permitting) and maps at 2 MiB the regions all
+ * shared that the view budget had left closed. Returns the number of
+ * regions merged or opened; 0 on other stores. -EDEADLK from a listener.
  */
 int gm_store_compact(struct gm_store *store);
 
