@@ -131,6 +131,27 @@ static bool is_hole(struct gm_store *store, uint64_t off, uint64_t len)
 	       (data >= 0 && (uint64_t)data >= off + len);
 }
 
+/*
+ * Write zeroes over [off, off + len) of a memfd that is not hugetlb: no
+ * mapping at all, and a THP folio is written in place, not split. -1 and
+ * errno on failure (the caller then zeroes through a window).
+ */
+static int write_zeroes(struct gm_store *store, uint64_t off, uint64_t len)
+{
+	static const uint8_t zeroes[64 * 1024];
+
+	while (len) {
+		size_t n = len < sizeof(zeroes) ? len : sizeof(zeroes);
+		ssize_t w = pwrite(store->fd, zeroes, n, (off_t)off);
+
+		if (w <= 0)
+			return -1;
+		off += (uint64_t)w;
+		len -= (uint64_t)w;
+	}
+	return 0;
+}
+
 static int zero_pages(struct gm_store *store, uint64_t off, uint64_t len)
 {
 	int ret = gm_fault(store, GM_FAULT_ZERO_WINDOW);
@@ -139,6 +160,12 @@ static int zero_pages(struct gm_store *store, uint64_t off, uint64_t len)
 	if (ret)
 		return ret;
 	if (is_hole(store, off, len))
+		return 0;
+	/* guest_memfd and hugetlbfs take no write(): a window there */
+	if (store->backing == GM_BACKING_MEMFD &&
+	    store->pages != GM_PAGES_HUGETLB_2M &&
+	    store->pages != GM_PAGES_HUGETLB_1G &&
+	    !write_zeroes(store, off, len))
 		return 0;
 	w = gm_map_window(store, off, len);
 	if (!w)
