@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <gmem/gmem.h>
@@ -29,10 +30,13 @@ struct gm_range {
 /* pin.c: a pin that is gm_view_open's hold of the view (no own mapping) */
 #define PIN_VIEW_ONLY (1u << 31)
 
+#define gm_pin_of(n) \
+	((struct gm_pin *)((char *)(n)-offsetof(struct gm_pin, node)))
+
 struct gm_pin {
 	struct pin_node node; /* pages [first, end), in store->pins */
-	struct pin_node view_hold; /* in store->view_holds while view_held */
-	bool view_held; /* the pointer is into the view, held open */
+	/* the pointer is into the view, held open while linked (set once) */
+	bool view_held;
 	bool view_only; /* gm_view_open's: released by gm_view_release */
 	struct gm_store *store;
 	gm_revoke_fn revoke;
@@ -109,8 +113,6 @@ struct gm_store {
 	struct emap *view_map; /* VIEW_OPEN / VIEW_CLOSED per page */
 	struct gm_range *hv; /* hypervisor-visible ranges, sorted */
 	unsigned int nr_hv;
-	/* held open: no conversion closes them (gm_pin.view_hold) */
-	struct pin_tree view_holds;
 	/*
 	 * GM_PAGES_THP_2M: one bit per 2 MiB region of the view, set while a
 	 * view change left it mixed (its 2 MiB mapping lost); under view_lock.
@@ -194,14 +196,12 @@ int gm_view_close_pages(struct gm_store *store, uint64_t start, uint64_t end,
 void gm_view_undo_close(struct gm_store *store, struct gm_view_log *log);
 void gm_view_log_free(struct gm_view_log *log);
 /*
- * Open [start, end) and hold it open until gm_view_unhold: no conversion
- * closes held pages (but a conversion of them to private, which the holder
- * must prevent: pins refuse it). 0, or -ENOSPC if the budget does not
- * allow opening them. Caller holds lock (read).
+ * Open every page of [start, end), or none of what was closed: 0, or
+ * -ENOSPC if the budget does not allow it. A pin that then links itself
+ * with view_held set holds them open: no conversion closes pages of a
+ * view_held pin (but a conversion of them to private, which pins refuse).
  */
-int gm_view_hold(struct gm_store *store, struct pin_node *hold, uint64_t start,
-		 uint64_t end);
-void gm_view_unhold(struct gm_store *store, struct pin_node *hold);
+int gm_view_open_all(struct gm_store *store, uint64_t start, uint64_t end);
 /* Whether every page of [start, end) is open. Caller holds lock. */
 bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end);
 /* Whether a hold (gm_view_open, pins) covers a page of [start, end). */

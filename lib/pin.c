@@ -20,11 +20,6 @@
 
 #include "internal.h"
 
-static struct gm_pin *pin_of(struct pin_node *n)
-{
-	return (struct gm_pin *)((char *)n - offsetof(struct gm_pin, node));
-}
-
 static uint64_t pin_bytes(const struct gm_pin *pin)
 {
 	return (pin->node.end - pin->node.first) << GM_PAGE_SHIFT;
@@ -45,13 +40,9 @@ static bool put_locked(struct gm_pin *pin)
 	return --pin->refs == 0;
 }
 
-/* Give up the pin's way into the store: its view hold or its mapping. */
+/* Give up the pin's own mapping, if it has one (a view hold ends at unlink). */
 static void drop_access(struct gm_pin *pin)
 {
-	if (pin->view_held) {
-		gm_view_unhold(pin->store, &pin->view_hold);
-		pin->view_held = false;
-	}
 	if (pin->own_map) {
 		gm_unmap_window(pin->store, pin->own_map,
 				pin->node.first << GM_PAGE_SHIFT,
@@ -90,7 +81,7 @@ static int pin_conflict(struct gm_store *store, uint64_t start, uint64_t end,
 			   !(flags & GM_PIN_EXCLUSIVE));
 	if (!n)
 		return 0;
-	*where = pin_at(pin_of(n), start);
+	*where = pin_at(gm_pin_of(n), start);
 	return -EBUSY;
 }
 
@@ -142,7 +133,7 @@ static int pin_build(struct gm_store *store, uint64_t off, uint64_t len,
 	 * neighbours from becoming private.
 	 */
 	if ((store->granule == 1 || pin->view_only) &&
-	    !gm_view_hold(store, &pin->view_hold, start, end)) {
+	    !gm_view_open_all(store, start, end)) {
 		pin->view_held = true;
 		pin->ptr = store->view + off;
 	} else if (pin->view_only) {
@@ -298,7 +289,7 @@ static uint64_t first_overlap_locked(struct gm_store *store, uint64_t start,
 {
 	struct pin_node *n = pin_tree_first(&store->pins, start, end, false);
 
-	return n ? pin_at(pin_of(n), start) : UINT64_MAX;
+	return n ? pin_at(gm_pin_of(n), start) : UINT64_MAX;
 }
 
 uint64_t gm_pins_first_overlap(struct gm_store *store, uint64_t start,
@@ -324,7 +315,7 @@ struct revoke_round {
 static int collect(struct pin_node *n, void *arg)
 {
 	struct revoke_round *r = arg;
-	struct gm_pin *p = pin_of(n);
+	struct gm_pin *p = gm_pin_of(n);
 
 	/* Asked already, or going anyway. */
 	if (p->serial <= r->seen || p->unpinning)
@@ -471,7 +462,7 @@ struct hold_search {
 static int match_hold(struct pin_node *n, void *arg)
 {
 	struct hold_search *h = arg;
-	struct gm_pin *p = pin_of(n);
+	struct gm_pin *p = gm_pin_of(n);
 
 	if (!p->view_only || p->unpinning || n->first != h->start ||
 	    n->end != h->end)

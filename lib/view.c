@@ -213,26 +213,14 @@ uint64_t gm_view_open_pages(struct gm_store *store, uint64_t start,
 	return left;
 }
 
-int gm_view_hold(struct gm_store *store, struct pin_node *hold, uint64_t start,
-		 uint64_t end)
+int gm_view_open_all(struct gm_store *store, uint64_t start, uint64_t end)
 {
 	uint64_t left;
 
 	pthread_rwlock_wrlock(&store->view_lock);
 	left = open_locked(store, start, end);
-	if (!left) {
-		*hold = (struct pin_node){ .first = start, .end = end };
-		pin_tree_insert(&store->view_holds, hold);
-	}
 	pthread_rwlock_unlock(&store->view_lock);
 	return left ? -ENOSPC : 0;
-}
-
-void gm_view_unhold(struct gm_store *store, struct pin_node *hold)
-{
-	pthread_rwlock_wrlock(&store->view_lock);
-	pin_tree_remove(&store->view_holds, hold);
-	pthread_rwlock_unlock(&store->view_lock);
 }
 
 bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end)
@@ -245,8 +233,14 @@ bool gm_view_pages_open(struct gm_store *store, uint64_t start, uint64_t end)
 	return open;
 }
 
+/*
+ * The holds of the view are the pins that hold it (view_held): pins.c
+ * links them in store->pins, which the view reads under pin_lock.
+ */
 static int found_hold(struct pin_node *n, void *arg)
 {
+	if (!gm_pin_of(n)->view_held)
+		return 0;
 	*(bool *)arg = true;
 	return 1;
 }
@@ -255,9 +249,9 @@ bool gm_view_held(struct gm_store *store, uint64_t start, uint64_t end)
 {
 	bool held = false;
 
-	pthread_rwlock_rdlock(&store->view_lock);
-	pin_tree_visit(&store->view_holds, start, end, found_hold, &held);
-	pthread_rwlock_unlock(&store->view_lock);
+	pthread_mutex_lock(&store->pin_lock);
+	pin_tree_visit(&store->pins, start, end, found_hold, &held);
+	pthread_mutex_unlock(&store->pin_lock);
 	return held;
 }
 
@@ -360,7 +354,7 @@ struct keep_list {
 
 static int count_hold(struct pin_node *n, void *arg)
 {
-	(*(unsigned int *)arg)++;
+	*(unsigned int *)arg += gm_pin_of(n)->view_held;
 	return 0;
 }
 
@@ -374,6 +368,8 @@ static int keep_hold(struct pin_node *n, void *arg)
 	struct pin_node w = { .first = round_down(n->first, k->granule),
 			      .end = round_up(n->end, k->granule) };
 
+	if (!gm_pin_of(n)->view_held)
+		return 0;
 	n = &w;
 	if (n->first < k->s)
 		k->r[k->nr++] =
@@ -403,14 +399,20 @@ static int close_run(struct gm_store *store, uint64_t s, uint64_t e, uint64_t S,
 	if (within_budget(store, extent_delta(store, s, e, S, E)))
 		return close_except(store, s, e, store->hv, store->nr_hv, log);
 
-	pin_tree_visit(&store->view_holds, S, E, count_hold, &nr_holds);
+	/* lock order: lock, view_lock, pin_lock */
+	pthread_mutex_lock(&store->pin_lock);
+	pin_tree_visit(&store->pins, S, E, count_hold, &nr_holds);
 	keep.r = malloc((store->nr_hv + 2 * nr_holds + 1) * sizeof(*keep.r));
+	if (keep.r) {
+		if (store->nr_hv)
+			memcpy(keep.r, store->hv,
+			       store->nr_hv * sizeof(*keep.r));
+		keep.nr = store->nr_hv;
+		pin_tree_visit(&store->pins, S, E, keep_hold, &keep);
+	}
+	pthread_mutex_unlock(&store->pin_lock);
 	if (!keep.r)
 		return -ENOMEM;
-	if (store->nr_hv)
-		memcpy(keep.r, store->hv, store->nr_hv * sizeof(*keep.r));
-	keep.nr = store->nr_hv;
-	pin_tree_visit(&store->view_holds, S, E, keep_hold, &keep);
 	qsort(keep.r, keep.nr, sizeof(*keep.r), cmp_range);
 	ret = close_except(store, S, E, keep.r, keep.nr, log);
 	free(keep.r);
