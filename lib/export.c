@@ -309,7 +309,9 @@ static int put_pages(struct exporter *x)
 			for (uint64_t i = 0; i < n && !ret; i++)
 				ret = put_page(x, w + i,
 					       map + (i << GM_PAGE_SHIFT));
-			munmap(map, n << GM_PAGE_SHIFT);
+			/* hugetlb: the window is whole huge pages */
+			gm_unmap_window(store, map, w << GM_PAGE_SHIFT,
+					n << GM_PAGE_SHIFT);
 			if (ret)
 				return ret;
 		}

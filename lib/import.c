@@ -211,6 +211,14 @@ static uint32_t map_attr(struct importer *im, uint64_t off, uint64_t *cur)
 	return im->ext[*cur].attr;
 }
 
+/* hugetlb: the window is whole huge pages, which gm_unmap_window knows. */
+static void unmap_win(struct importer *im)
+{
+	gm_unmap_window(im->dst, im->win, im->win_start << GM_PAGE_SHIFT,
+			im->win_pages << GM_PAGE_SHIFT);
+	im->win = NULL;
+}
+
 /* Where page `page` of dst is, in a transient window. */
 static int window(struct importer *im, uint64_t page, uint8_t **p)
 {
@@ -219,7 +227,7 @@ static int window(struct importer *im, uint64_t page, uint8_t **p)
 	if (!im->win || page < im->win_start ||
 	    page >= im->win_start + im->win_pages) {
 		if (im->win)
-			munmap(im->win, im->win_pages << GM_PAGE_SHIFT);
+			unmap_win(im);
 		im->win_start = page;
 		im->win_pages = dst->npages - page < WINDOW_PAGES ?
 					dst->npages - page :
@@ -467,7 +475,7 @@ int gm_store_import(struct gm_store *dst, struct gm_import_opts *opts,
 	if (ret && GM_OPTS_HAS(opts, error_record))
 		opts->error_record = im.record;
 	if (im.win)
-		munmap(im.win, im.win_pages << GM_PAGE_SHIFT);
+		unmap_win(&im);
 	if (!ret)
 		ret = apply_map(&im);
 out:

@@ -27,5 +27,5 @@ endforeach()
 
 # Huge backings (issue 9): sets shmem THP and hugetlb pools for its run and
 # restores them; the lock keeps other tests touching them out meanwhile.
-gm_add_test(test_huge SOURCES test_huge.c huge_fixture.c test_util.c LABELS store)
+gm_add_test(test_huge SOURCES test_huge.c huge_fixture.c test_util.c INTERNAL LABELS store)
 set_tests_properties(test_huge PROPERTIES RESOURCE_LOCK hugepages TIMEOUT 300)

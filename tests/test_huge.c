@@ -18,8 +18,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <gmem/snapshot.h>
+
 #include "huge_fixture.h"
 #include "test_util.h"
+#include "testing/mem_stream.h"
 
 #define MB (1ULL << 20)
 #define HUGE (2 * MB)
@@ -348,6 +351,45 @@ static void test_hugetlb_mixed(void **state)
 }
 
 /* What cannot be had is -EOPNOTSUPP, naming the setting. */
+/*
+ * Export and import on hugetlb: their windows are whole huge pages and go
+ * away afterwards (a window left mapped would keep private pages mapped
+ * from the fd), and the contents and states come back.
+ */
+static void test_hugetlb_snapshot(void **state)
+{
+	static const uint8_t key[GM_SNAPSHOT_KEY_SIZE] = { 7 };
+	struct gm_store *s, *d;
+	struct stream st = { 0 };
+	struct gm_export_opts eo = { .sz = sizeof(eo),
+				     .key = key,
+				     .key_len = sizeof(key) };
+	struct gm_import_opts io = { .sz = sizeof(io),
+				     .key = key,
+				     .key_len = sizeof(key) };
+
+	if (unavailable(have_2m, "2 MiB hugetlb"))
+		return;
+	s = huge_store(GM_PAGES_HUGETLB_2M, 4 * MB, GM_STORE_INIT_SHARED);
+	d = huge_store(GM_PAGES_HUGETLB_2M, 4 * MB, 0);
+	tu_write_pattern(s, 0, 4 * MB, 0x7e);
+	assert_int_equal(gm_convert(s, 3 * PG, 5 * PG, GM_ATTR_PRIVATE, 0), 0);
+	/* page 3 is private: nothing may map its huge page from the fd */
+	assert_int_equal(tu_fd_mappings(tu_store_file(s), 3 * PG, NULL), 0);
+	assert_int_equal(gm_store_export(s, &eo, stream_write, &st), 0);
+	assert_int_equal(tu_fd_mappings(tu_store_file(s), 3 * PG, NULL), 0);
+	assert_int_equal(gm_store_import(d, &io, stream_read, &st), 0);
+	assert_int_equal(tu_fd_mappings(tu_store_file(d), 3 * PG, NULL), 0);
+	assert_int_equal(gm_range_is(d, 3 * PG, 5 * PG, GM_ATTR_PRIVATE), 1);
+	tu_expect_pattern(d, 0, 3 * PG, 0x7e);
+	tu_expect_pattern(d, 8 * PG, 4 * MB - 8 * PG, 0x7e);
+	assert_int_equal(gm_convert(d, 0, 4 * MB, GM_ATTR_SHARED, 0), 0);
+	tu_expect_pattern(d, 3 * PG, 5 * PG, 0x7e);
+	free(st.p);
+	assert_int_equal(gm_store_destroy(d), 0);
+	assert_int_equal(gm_store_destroy(s), 0);
+}
+
 static void test_settings(void **state)
 {
 	struct gm_store_opts o = { .sz = sizeof(o),
@@ -392,6 +434,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_destructive_hugetlb),
 		cmocka_unit_test(test_destructive_hugetlb_1g),
 		cmocka_unit_test(test_hugetlb_mixed),
+		cmocka_unit_test(test_hugetlb_snapshot),
 		cmocka_unit_test(test_settings),
 	};
 
