@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -90,7 +91,7 @@ static struct {
 	unsigned int paused;
 	uint64_t round; /* bumped when a pause ends */
 	struct vcpu_state vcpus[GMVM_MAX_VCPUS];
-	uint8_t key[SNAP_KEY_SIZE];
+	uint8_t *key; /* SNAP_KEY_SIZE bytes on a page of its own (key_page) */
 	bool armed;
 } ctl = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -133,6 +134,33 @@ static int parse_hex_key(const char *s, size_t len, uint8_t key[SNAP_KEY_SIZE])
 	return 0;
 }
 
+/*
+ * The key's page: out of core dumps and forked children, locked out of
+ * swap where the limit allows (best effort), wiped when no longer needed.
+ */
+static uint8_t *key_page(void)
+{
+	void *p;
+
+	if (ctl.key)
+		return ctl.key;
+	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, 4096, MADV_DONTDUMP);
+	madvise(p, 4096, MADV_DONTFORK);
+	mlock(p, 4096);
+	ctl.key = p;
+	return ctl.key;
+}
+
+static void key_wipe(void)
+{
+	if (ctl.key)
+		OPENSSL_cleanse(ctl.key, SNAP_KEY_SIZE);
+}
+
 int snapshot_key_load(const char *key_file, uint8_t key[SNAP_KEY_SIZE])
 {
 	char buf[160];
@@ -149,6 +177,13 @@ int snapshot_key_load(const char *key_file, uint8_t key[SNAP_KEY_SIZE])
 			return -ENOKEY;
 		}
 		ret = parse_hex_key(env, strlen(env), key);
+		/*
+		 * Out of the environment: /proc/<pid>/environ shows the
+		 * original block, so wipe the digits in place too; children
+		 * inherit nothing.
+		 */
+		OPENSSL_cleanse((char *)env, strlen(env));
+		unsetenv("GMEM_SNAPSHOT_KEY");
 		if (ret)
 			fprintf(stderr, "gmem-vm: GMEM_SNAPSHOT_KEY: want 64 "
 					"hex digits (a 32-byte key)\n");
@@ -506,7 +541,7 @@ int snapshot_arm(struct vm *vm)
 {
 	if (!vm->opts.snapshot)
 		return 0;
-	if (snapshot_key_load(vm->opts.key_file, ctl.key))
+	if (!key_page() || snapshot_key_load(vm->opts.key_file, ctl.key))
 		return -ENOKEY;
 	ctl.armed = true;
 	return 0;
@@ -514,7 +549,7 @@ int snapshot_arm(struct vm *vm)
 
 void snapshot_fini(void)
 {
-	OPENSSL_cleanse(ctl.key, sizeof(ctl.key));
+	key_wipe();
 	for (unsigned int i = 0; i < GMVM_MAX_VCPUS; i++)
 		free_state(&ctl.vcpus[i]);
 }
@@ -830,7 +865,11 @@ static int snapshot_write(struct vm *vm, const char *path)
 	if (!ret && (!o.mac || !o.buf))
 		ret = -ENOMEM;
 	if (!ret) {
-		o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		/* a file of our own: no stale one, no link planted there */
+		unlink(tmp);
+		o.fd = open(tmp,
+			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+				    O_CLOEXEC,
 			    0600);
 		if (o.fd < 0)
 			ret = -errno;
@@ -1346,6 +1385,8 @@ int snapshot_restore(struct vm *vm, const struct vm_opts *user,
 	uint64_t t0 = now_ns();
 	int ret;
 
+	if (!key_page())
+		return -ENOKEY;
 	ret = snapshot_key_load(user->key_file, ctl.key);
 	if (ret)
 		return -ENOKEY;
@@ -1410,5 +1451,7 @@ out:
 	OPENSSL_cleanse(file_key, sizeof(file_key));
 	/* a snapshot of the restored VM needs the key again */
 	ctl.armed = !ret && opts.snapshot;
+	if (!ctl.armed)
+		key_wipe();
 	return ret;
 }
