@@ -106,6 +106,7 @@ static int32_t dev_read(struct vm *vm, uint64_t gfd, uint64_t gpa, uint64_t len,
 	int fd = sysfs_fd(vm, gfd);
 	uint8_t *buf;
 	ssize_t n;
+	off_t pos;
 	int32_t st;
 
 	if (fd < 0)
@@ -118,14 +119,18 @@ static int32_t dev_read(struct vm *vm, uint64_t gfd, uint64_t gpa, uint64_t len,
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
+	pos = off < 0 ? lseek(fd, 0, SEEK_CUR) : -1;
 	do
 		n = dents   ? syscall(SYS_getdents64, fd, buf, len) :
 		    off < 0 ? read(fd, buf, len) :
 			      pread(fd, buf, len, off);
 	while (n < 0 && errno == EINTR);
 	st = n < 0 ? host_errno() : (int32_t)n;
-	if (n > 0 && put(vm, gpa, buf, (size_t)n))
-		st = -EFAULT;
+	if (n > 0 && put(vm, gpa, buf, (size_t)n)) {
+		st = -EFAULT; /* nothing consumed, as Linux: rewind */
+		if (pos >= 0)
+			lseek(fd, pos, SEEK_SET);
+	}
 	free(buf);
 	return st;
 }
@@ -240,6 +245,8 @@ static int32_t dispatch(struct vm *vm, const struct io_args *a)
 {
 	int fd;
 
+	if (!vm->fs) /* not gmem-vm exec: no program, no files */
+		return -ENOSYS;
 	switch (a->op) {
 	case SYS_write:
 		return dev_write(vm, a->a0, a->a1, a->a2, -1);
