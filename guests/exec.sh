@@ -50,6 +50,114 @@ else
 	fail=1
 fi
 
+# The sandbox (--dir): file applets in the guest on $tmp/g, natively on a
+# copy $tmp/n; stdout, exit status and afterwards both trees must match.
+make_dir() {
+	rm -rf "$tmp/g" "$tmp/n" "$tmp/victim"
+	mkdir -p "$tmp/g/sub" "$tmp/victim"
+	printf 'hello\nworld\n' >"$tmp/g/a.txt"
+	seq 1 5000 >"$tmp/g/n.txt"
+	head -c 300000 /dev/urandom >"$tmp/g/big.bin" # > the I/O area
+	echo deep >"$tmp/g/sub/y"
+	ln -s a.txt "$tmp/g/in"
+	ln -s /etc/passwd "$tmp/g/out"
+	ln -s "$tmp/victim" "$tmp/g/outdir"
+	echo secret >"$tmp/victim/file"
+	cp -a "$tmp/g" "$tmp/n"
+}
+
+tree() {
+	(cd "$1" && find . -printf '%p %y %s %m %l\n' | LC_ALL=C sort &&
+		find . -type f | LC_ALL=C sort | xargs sha256sum)
+}
+
+# fs NAME [--rw] APPLET ARGS...: compare a guest and a native run in the dir
+fs() {
+	name=$1
+	shift
+	rw=
+	[ "$1" = --rw ] && rw=--rw && shift
+	env -i "$vm" exec --quiet --backing "$backing" --dir "$tmp/g" $rw \
+		-- $bb "$@" >"$tmp/guest" 2>"$tmp/err"
+	g=$?
+	(cd "$tmp/n" && env -i $bb "$@") >"$tmp/native" 2>/dev/null
+	n=$?
+	if [ $g -ne $n ] || ! cmp -s "$tmp/guest" "$tmp/native" ||
+		[ "$(tree "$tmp/g")" != "$(tree "$tmp/n")" ]; then
+		echo "FAIL fs $name: exit $g in the guest, $n natively"
+		diff "$tmp/native" "$tmp/guest" | head -5
+		tree "$tmp/n" >"$tmp/tree.n"
+		tree "$tmp/g" >"$tmp/tree.g"
+		diff "$tmp/tree.n" "$tmp/tree.g" | head -5
+		head -5 "$tmp/err"
+		fail=1
+	else
+		echo "ok   fs $name (exit $g, $(wc -c <"$tmp/guest") bytes)"
+	fi
+}
+
+# refused [--rw] APPLET ARGS...: fails in the guest, prints nothing, and
+# neither the sandbox nor the directory outside it changes
+refused() {
+	rw=
+	[ "$1" = --rw ] && rw=--rw && shift
+	before=$(tree "$tmp/g" && tree "$tmp/victim" && ls -a "$tmp")
+	env -i "$vm" exec --quiet --backing "$backing" --dir "$tmp/g" $rw \
+		-- $bb "$@" >"$tmp/guest" 2>"$tmp/err"
+	g=$?
+	if [ $g -eq 0 ] || [ -s "$tmp/guest" ] ||
+		[ "$(tree "$tmp/g" && tree "$tmp/victim" && ls -a "$tmp")" != \
+			"$before" ]; then
+		echo "FAIL refused $*: exit $g, $(wc -c <"$tmp/guest") bytes out"
+		head -5 "$tmp/err"
+		fail=1
+	else
+		echo "ok   refused $*: $(head -1 "$tmp/err")"
+	fi
+}
+
+if [ -x /bin/busybox ]; then
+	make_dir
+	fs cat cat a.txt big.bin
+	fs cat-link cat in sub/y
+	fs head head -7 n.txt
+	fs tail tail -5 n.txt
+	fs wc wc a.txt n.txt big.bin
+	fs sha256sum sha256sum a.txt n.txt big.bin sub/y
+	fs md5sum md5sum a.txt big.bin
+	fs ls ls -ln
+	fs ls-R ls -R
+	fs gzip-c gzip -c big.bin
+	fs missing cat nothing.txt
+	fs cp --rw cp big.bin c.bin
+	fs mv --rw mv c.bin sub/m.bin
+	fs mkdir --rw mkdir -p x/y/z
+	fs rm --rw rm -r x n.txt
+	fs gzip --rw gzip big.bin
+	fs gunzip --rw gunzip big.bin.gz
+	fs sort-o --rw sort -r a.txt -o s.txt
+	refused sort a.txt -o s.txt # read-only without --rw
+	refused rm a.txt
+	refused mkdir newdir
+	refused mv a.txt b.txt
+	for rw in "" --rw; do
+		refused $rw cat ../../etc/passwd
+		refused $rw cat /etc/passwd
+		refused $rw cat out
+		refused $rw cat outdir/file
+		refused $rw cat sub/../../victim/file
+		refused $rw cat /proc/self/maps
+		refused $rw ls ..
+	done
+	refused --rw rm outdir/file
+	refused --rw rm ../victim/file
+	refused --rw mv a.txt ../moved
+	refused --rw cp a.txt /tmp/gmem-exec-escaped
+	refused --rw mkdir ../newdir
+	refused --rw mkdir outdir/newdir
+	[ -e /tmp/gmem-exec-escaped ] && echo "FAIL escaped copy" && fail=1
+fi
+
 # The program's memory is private: the only shared pages that are not
 # hypervisor-visible (page tables, the shim's code, its start stack) are
 # the shim's 16-page I/O area, and every program page is private.

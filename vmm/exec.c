@@ -282,7 +282,9 @@ int exec_load(struct vm *vm)
 
 	if (vm->opts.nr_vcpus != 1)
 		return bad(vm->opts.exec_argv[0], "runs on one vCPU");
-	ret = load_program(vm, vm->opts.exec_argv[0], &p);
+	ret = sysfs_open(vm);
+	if (!ret)
+		ret = load_program(vm, vm->opts.exec_argv[0], &p);
 	if (!ret)
 		ret = build_stack(vm, &p, vm->opts.exec_argv);
 	return ret;

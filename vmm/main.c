@@ -56,6 +56,10 @@ static void usage(FILE *out)
 		"(default)\n"
 		"  --snapshot-exit     stop the VM once the snapshot is "
 		"written (exit status 0)\n"
+		"  --dir HOSTDIR       exec: the program's files, a "
+		"sandbox (openat2 RESOLVE_BENEATH)\n"
+		"  --rw                exec: the sandbox is writable (else "
+		"EROFS)\n"
 		"  --key-file FILE     the snapshot key: 32 bytes or 64 hex "
 		"digits (else GMEM_SNAPSHOT_KEY, hex)\n"
 		"exit status: the guest's exit code; %d guest crash, %d VMM "
@@ -169,7 +173,7 @@ static int run_vm(struct vm *vm, const struct vm_opts *opts, FILE *out)
 	else if (!opts->quiet)
 		report_print(vm, out);
 	if (opts->exec_argv && !opts->quiet)
-		sysdev_report(out, opts->json);
+		sysdev_report(vm, out, opts->json);
 	vm_destroy(vm);
 	snapshot_fini();
 	return code;
@@ -225,6 +229,8 @@ int main(int argc, char **argv)
 		{ "snapshot-on", required_argument, NULL, 'o' },
 		{ "snapshot-exit", no_argument, NULL, 'x' },
 		{ "key-file", required_argument, NULL, 'k' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "rw", no_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -327,6 +333,12 @@ int main(int argc, char **argv)
 		case 'k':
 			opts.key_file = optarg;
 			break;
+		case 'd':
+			opts.exec_dir = optarg;
+			break;
+		case 'w':
+			opts.exec_rw = true;
+			break;
 		case 'j':
 			opts.json = true;
 			break;
@@ -350,6 +362,10 @@ int main(int argc, char **argv)
 				"%s: expected one snapshot FILE",
 			argv[1]);
 	}
+	if ((opts.exec_dir || opts.exec_rw) && (!exec || !opts.exec_dir))
+		return bad_usage("--dir and --rw go with gmem-vm exec (--rw "
+				 "with --dir)%s",
+				 "");
 	if ((opts.snapshot_exit || opts.key_file) && !opts.snapshot &&
 	    strcmp(argv[1], "restore"))
 		return bad_usage("--snapshot-exit and --key-file go with "

@@ -5,9 +5,10 @@
  * Linux system call and its arguments, with every buffer a gpa in the
  * shim's shared I/O area; the device reads and writes guest memory only
  * through the library (gm_read/gm_write), so a private page is refused
- * (-EFAULT), never read. Served so far: stdin, stdout and stderr. There
- * is no file system yet: openat, readlink and path stats answer -ENOENT.
- * Unknown calls answer -ENOSYS and are counted by number.
+ * (-EFAULT), never read. Served: stdin, stdout and stderr, and the file
+ * calls of the sandbox directory (sysfs.c). Every answer is a Linux
+ * return value; errors are counted by errno, unknown calls (-ENOSYS) by
+ * number.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,30 +26,50 @@
 
 static atomic_ullong calls[SYSDEV_MAX_NR + 1]; /* the last: nr too big */
 static atomic_ullong unknown[SYSDEV_MAX_NR + 1];
-static atomic_ullong no_such_file; /* openat/readlink/stat answered ENOENT */
-
-static bool std_fd(uint64_t fd)
-{
-	return fd <= 2;
-}
+#define SYSDEV_MAX_ERRNO 134
+static atomic_ullong errors[SYSDEV_MAX_ERRNO]; /* answers by errno */
 
 static int32_t host_errno(void)
 {
 	return -errno;
 }
 
-static int32_t dev_write(struct vm *vm, uint64_t fd, uint64_t gpa, uint64_t len)
+/* A buffer of the request: inside guest memory and the I/O area's size. */
+static int32_t guest_buf(struct vm *vm, uint64_t gpa, uint64_t len)
 {
+	return check_buffer(vm, gpa, len, GMVM_SHIM_IO_SIZE) ? -EFAULT : 0;
+}
+
+static int32_t put(struct vm *vm, uint64_t gpa, const void *p, size_t len)
+{
+	int32_t st = guest_buf(vm, gpa, len);
+	int ret;
+
+	if (st)
+		return st;
+	ret = gm_write(vm->store, gpa, p, len);
+	if (ret < 0) {
+		refuse_lib(vm, ret);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+/* write and pwrite64 (off >= 0); stdin is not written, stdout not read */
+static int32_t dev_write(struct vm *vm, uint64_t gfd, uint64_t gpa,
+			 uint64_t len, int64_t off)
+{
+	int fd = sysfs_fd(vm, gfd);
 	uint8_t *buf;
 	int32_t st;
 	int ret;
 	size_t done = 0;
 
-	if (fd != 1 && fd != 2)
-		return -EBADF;
+	if (fd < 0)
+		return fd;
 	if (!len)
 		return 0;
-	st = check_buffer(vm, gpa, len, GMVM_SHIM_IO_SIZE);
+	st = guest_buf(vm, gpa, len);
 	if (st)
 		return st;
 	buf = malloc(len);
@@ -57,10 +78,13 @@ static int32_t dev_write(struct vm *vm, uint64_t fd, uint64_t gpa, uint64_t len)
 	ret = gm_read(vm->store, gpa, buf, len);
 	if (ret < 0) {
 		free(buf);
-		return refuse_lib(vm, ret);
+		refuse_lib(vm, ret);
+		return -EFAULT;
 	}
 	while (done < len) {
-		ssize_t n = write((int)fd, buf + done, len - done);
+		ssize_t n = off < 0 ? write(fd, buf + done, len - done) :
+				      pwrite(fd, buf + done, len - done,
+					     off + (off_t)done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -75,76 +99,93 @@ static int32_t dev_write(struct vm *vm, uint64_t fd, uint64_t gpa, uint64_t len)
 	return (int32_t)done;
 }
 
-static int32_t dev_read(struct vm *vm, uint64_t fd, uint64_t gpa, uint64_t len)
+/* read, pread64 (off >= 0) and getdents64 (dents) */
+static int32_t dev_read(struct vm *vm, uint64_t gfd, uint64_t gpa, uint64_t len,
+			int64_t off, bool dents)
 {
+	int fd = sysfs_fd(vm, gfd);
 	uint8_t *buf;
 	ssize_t n;
+	off_t pos;
 	int32_t st;
-	int ret;
 
-	if (fd != 0)
-		return -EBADF;
+	if (fd < 0)
+		return fd;
 	if (!len)
-		return 0;
-	st = check_buffer(vm, gpa, len, GMVM_SHIM_IO_SIZE);
+		return dents ? -EINVAL : 0;
+	st = guest_buf(vm, gpa, len);
 	if (st)
 		return st;
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
+	pos = off < 0 ? lseek(fd, 0, SEEK_CUR) : -1;
 	do
-		n = read(0, buf, len);
+		n = dents   ? syscall(SYS_getdents64, fd, buf, len) :
+		    off < 0 ? read(fd, buf, len) :
+			      pread(fd, buf, len, off);
 	while (n < 0 && errno == EINTR);
 	st = n < 0 ? host_errno() : (int32_t)n;
-	if (n > 0) {
-		ret = gm_write(vm->store, gpa, buf, (size_t)n);
-		if (ret < 0)
-			st = refuse_lib(vm, ret);
+	if (n > 0 && put(vm, gpa, buf, (size_t)n)) {
+		st = -EFAULT; /* nothing consumed, as Linux: rewind */
+		if (pos >= 0)
+			lseek(fd, pos, SEEK_SET);
 	}
 	free(buf);
 	return st;
 }
 
-static int32_t put(struct vm *vm, uint64_t gpa, const void *p, size_t len)
+static int32_t dev_fstat(struct vm *vm, uint64_t gfd, uint64_t gpa)
 {
-	int32_t st = check_buffer(vm, gpa, len, GMVM_SHIM_IO_SIZE);
-	int ret;
-
-	if (st)
-		return st;
-	ret = gm_write(vm->store, gpa, p, len);
-	return ret < 0 ? refuse_lib(vm, ret) : 0;
-}
-
-static int32_t dev_fstat(struct vm *vm, uint64_t fd, uint64_t gpa)
-{
+	int fd = sysfs_fd(vm, gfd);
 	struct stat st;
 
-	if (!std_fd(fd))
-		return -EBADF;
-	if (fstat((int)fd, &st))
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st))
 		return host_errno();
 	return put(vm, gpa, &st, sizeof(st));
 }
 
-/* The standard fds' flags can be read; changes are accepted, not made. */
-static int32_t dev_fcntl(uint64_t fd, uint64_t cmd)
+/* Flags can be read; changes are accepted, not made. */
+static int32_t dev_fcntl(struct vm *vm, uint64_t gfd, uint64_t cmd,
+			 uint64_t arg)
 {
+	int fd = sysfs_fd(vm, gfd);
 	int flags;
 
-	if (!std_fd(fd))
-		return -EBADF;
+	if (fd < 0)
+		return fd;
 	switch (cmd) {
 	case F_GETFD:
 	case F_SETFD:
 	case F_SETFL:
 		return 0;
 	case F_GETFL:
-		flags = fcntl((int)fd, F_GETFL);
+		flags = fcntl(fd, F_GETFL);
 		return flags < 0 ? host_errno() : flags;
+	case F_DUPFD:
+	case F_DUPFD_CLOEXEC:
+		return sysfs_dup(vm, gfd, -1, arg);
 	default:
 		return -EINVAL;
 	}
+}
+
+static int32_t dev_lseek(struct vm *vm, uint64_t gfd, uint64_t off,
+			 uint64_t whence)
+{
+	int fd = sysfs_fd(vm, gfd);
+	off_t pos;
+
+	if (fd < 0)
+		return fd;
+	if (whence > SEEK_HOLE)
+		return -EINVAL;
+	pos = lseek(fd, (off_t)off, (int)whence);
+	if (pos < 0)
+		return host_errno();
+	return pos > INT32_MAX ? -EOVERFLOW : (int32_t)pos; /* EAX: 31 bits */
 }
 
 static int32_t dev_clock(struct vm *vm, uint64_t clock, uint64_t gpa)
@@ -160,45 +201,128 @@ static int32_t dev_clock(struct vm *vm, uint64_t clock, uint64_t gpa)
 	return put(vm, gpa, v, sizeof(v));
 }
 
+/* Calls that name paths: each a 4 KiB slot of the I/O area. */
+static int32_t dev_path_call(struct vm *vm, const struct io_args *a)
+{
+	char path[SYSFS_PATH_MAX], path2[SYSFS_PATH_MAX], link[SYSFS_PATH_MAX];
+	struct stat st;
+	int32_t ret = sysfs_path(vm, a->a1, path);
+
+	if (ret)
+		return ret;
+	switch (a->op) {
+	case SYS_openat:
+		return sysfs_openat(vm, a->a0, path, a->a2, a->a3);
+	case SYS_newfstatat:
+		ret = sysfs_stat(vm, a->a0, path, a->a3, &st);
+		return ret ? ret : put(vm, a->a2, &st, sizeof(st));
+	case SYS_readlinkat:
+		if ((int64_t)a->a3 <= 0)
+			return -EINVAL;
+		ret = guest_buf(vm, a->a2, a->a3);
+		if (ret)
+			return ret;
+		ret = sysfs_readlink(vm, a->a0, path, link,
+				     a->a3 < sizeof(link) ? a->a3 :
+							    sizeof(link));
+		return ret > 0 && put(vm, a->a2, link, (size_t)ret) ? -EFAULT :
+								      ret;
+	case SYS_unlinkat:
+		return sysfs_unlinkat(vm, a->a0, path, a->a2);
+	case SYS_mkdirat:
+		return sysfs_mkdirat(vm, a->a0, path, a->a2);
+	case SYS_renameat2:
+		ret = sysfs_path(vm, a->a3, path2);
+		if (ret)
+			return ret;
+		return sysfs_renameat(vm, a->a0, path, a->a2, path2, a->a4);
+	default:
+		return -ENOSYS;
+	}
+}
+
+static int32_t dispatch(struct vm *vm, const struct io_args *a)
+{
+	int fd;
+
+	if (!vm->fs) /* not gmem-vm exec: no program, no files */
+		return -ENOSYS;
+	switch (a->op) {
+	case SYS_write:
+		return dev_write(vm, a->a0, a->a1, a->a2, -1);
+	case SYS_pwrite64:
+		if ((int64_t)a->a3 < 0)
+			return -EINVAL;
+		return dev_write(vm, a->a0, a->a1, a->a2, (int64_t)a->a3);
+	case SYS_read:
+		return dev_read(vm, a->a0, a->a1, a->a2, -1, false);
+	case SYS_pread64:
+		if ((int64_t)a->a3 < 0)
+			return -EINVAL;
+		return dev_read(vm, a->a0, a->a1, a->a2, (int64_t)a->a3, false);
+	case SYS_getdents64:
+		return dev_read(vm, a->a0, a->a1, a->a2, -1, true);
+	case SYS_fstat:
+		return dev_fstat(vm, a->a0, a->a1);
+	case SYS_close:
+		return sysfs_close(vm, a->a0);
+	case SYS_lseek:
+		return dev_lseek(vm, a->a0, a->a1, a->a2);
+	case SYS_fcntl:
+		return dev_fcntl(vm, a->a0, a->a1, a->a2);
+	case SYS_dup:
+		return sysfs_dup(vm, a->a0, -1, 0);
+	case SYS_dup2:
+		if (sysfs_fd(vm, a->a0) >= 0 && a->a0 == a->a1)
+			return (int32_t)a->a1;
+		return sysfs_dup(vm, a->a0, (int64_t)(a->a1 & INT32_MAX), 0);
+	case SYS_dup3:
+		if (a->a0 == a->a1 || (a->a2 & ~(uint64_t)O_CLOEXEC))
+			return -EINVAL;
+		return sysfs_dup(vm, a->a0, (int64_t)(a->a1 & INT32_MAX), 0);
+	case SYS_ftruncate:
+		fd = sysfs_fd(vm, a->a0);
+		if (fd < 0)
+			return fd;
+		if ((int64_t)a->a1 < 0)
+			return -EINVAL;
+		return ftruncate(fd, (off_t)a->a1) ? host_errno() : 0;
+	case SYS_fsync:
+	case SYS_fdatasync:
+		fd = sysfs_fd(vm, a->a0);
+		if (fd < 0)
+			return fd;
+		return (a->op == SYS_fsync ? fsync(fd) : fdatasync(fd)) ?
+			       host_errno() :
+			       0;
+	case SYS_clock_gettime:
+		return dev_clock(vm, a->a0, a->a1);
+	case SYS_openat:
+	case SYS_newfstatat:
+	case SYS_readlinkat:
+	case SYS_unlinkat:
+	case SYS_mkdirat:
+	case SYS_renameat2:
+		return dev_path_call(vm, a);
+	default:
+		return -ENOSYS;
+	}
+}
+
 static int32_t sysdev_request(struct vm *vm, struct vcpu *vcpu,
 			      const struct io_args *a)
 {
 	uint64_t nr = a->op < SYSDEV_MAX_NR ? a->op : SYSDEV_MAX_NR;
+	int32_t ret;
 
 	(void)vcpu;
 	atomic_fetch_add(&calls[nr], 1);
-	switch (a->op) {
-	case SYS_write:
-		return dev_write(vm, a->a0, a->a1, a->a2);
-	case SYS_read:
-		return dev_read(vm, a->a0, a->a1, a->a2);
-	case SYS_fstat:
-		return dev_fstat(vm, a->a0, a->a1);
-	case SYS_close:
-		return std_fd(a->a0) ? 0 : -EBADF; /* the host's stay open */
-	case SYS_lseek: {
-		off_t off;
-
-		if (!std_fd(a->a0))
-			return -EBADF;
-		off = lseek((int)a->a0, (off_t)a->a1, (int)a->a2);
-		return off < 0 ? host_errno() : (int32_t)(off & 0x7fffffff);
-	}
-	case SYS_fcntl:
-		return dev_fcntl(a->a0, a->a1);
-	case SYS_getdents64:
-		return std_fd(a->a0) ? -ENOTDIR : -EBADF;
-	case SYS_clock_gettime:
-		return dev_clock(vm, a->a0, a->a1);
-	case SYS_openat:
-	case SYS_readlink:
-	case SYS_newfstatat:
-		atomic_fetch_add(&no_such_file, 1);
-		return -ENOENT;
-	default:
+	ret = dispatch(vm, a);
+	if (ret == -ENOSYS)
 		atomic_fetch_add(&unknown[nr], 1);
-		return -ENOSYS;
-	}
+	else if (ret < 0 && -ret < SYSDEV_MAX_ERRNO)
+		atomic_fetch_add(&errors[-ret], 1);
+	return ret;
 }
 
 static struct io_device sysdev = {
@@ -213,37 +337,34 @@ void sysdev_init(void)
 	bus_register(&sysdev);
 }
 
-void sysdev_report(FILE *out, bool json)
+static void print_counts(FILE *out, bool json, const atomic_ullong *v,
+			 unsigned int n)
 {
 	const char *sep = "";
 
-	if (json)
-		fprintf(out, "{\"exec\": {\"host_calls\": {");
-	else
-		fprintf(out, "exec: host calls:");
-	for (unsigned int i = 0; i <= SYSDEV_MAX_NR; i++) {
-		unsigned long long n = atomic_load(&calls[i]);
+	for (unsigned int i = 0; i < n; i++) {
+		unsigned long long c = atomic_load(&v[i]);
 
-		if (!n)
+		if (!c)
 			continue;
-		fprintf(out, json ? "%s\"%u\": %llu" : "%s nr %u x%llu", sep, i,
-			n);
+		fprintf(out, json ? "%s\"%u\": %llu" : "%s %u x%llu", sep, i,
+			c);
 		sep = json ? ", " : ",";
 	}
-	fprintf(out,
-		json ? "}, \"enoent\": %llu, \"unknown\": {" :
-		       "\nexec: no file system: %llu paths answered "
-		       "ENOENT\nexec: unknown system calls (ENOSYS):",
-		(unsigned long long)atomic_load(&no_such_file));
-	sep = "";
-	for (unsigned int i = 0; i <= SYSDEV_MAX_NR; i++) {
-		unsigned long long n = atomic_load(&unknown[i]);
+}
 
-		if (!n)
-			continue;
-		fprintf(out, json ? "%s\"%u\": %llu" : "%s nr %u x%llu", sep, i,
-			n);
-		sep = json ? ", " : ",";
-	}
+void sysdev_report(struct vm *vm, FILE *out, bool json)
+{
+	fprintf(out, json ? "{\"exec\": {\"host_calls\": {" :
+			    "exec: host calls by number:");
+	print_counts(out, json, calls, SYSDEV_MAX_NR + 1);
+	fprintf(out, json ? "}, \"errors\": {" :
+			    "\nexec: errors answered, by errno:");
+	print_counts(out, json, errors, SYSDEV_MAX_ERRNO);
+	fprintf(out, json ? "}, " : "\n");
+	sysfs_report(vm, out, json);
+	fprintf(out, json ? "\"unknown\": {" :
+			    "exec: unknown system calls (ENOSYS), by number:");
+	print_counts(out, json, unknown, SYSDEV_MAX_NR + 1);
 	fprintf(out, json ? "}}}\n" : "\n");
 }

@@ -112,6 +112,8 @@ struct vm_opts {
 	bool measure_only; /* gmem-vm measure: no KVM, a memfd store */
 	/* gmem-vm exec: the program and its arguments (NULL-terminated) */
 	char *const *exec_argv;
+	const char *exec_dir; /* --dir: the sandbox, NULL: no files */
+	bool exec_rw; /* --rw: the sandbox is writable */
 	/* snapshots (snapshot.c) */
 	const char *snapshot; /* --snapshot FILE, or NULL */
 	unsigned int snapshot_on; /* SNAP_ON_* */
@@ -149,6 +151,7 @@ struct vm {
 	uint64_t heap_start, heap_end;
 	/* gmem-vm exec (exec.c): the shim's start registers, 0 otherwise */
 	uint64_t exec_sp, exec_info;
+	struct sysfs *fs; /* gmem-vm exec: the sandbox and fd table */
 	/* ranges the guest may not convert: hypervisor-visible and devices */
 	struct range protected[GMVM_MAX_RANGES];
 	unsigned int nr_protected;
@@ -304,7 +307,29 @@ int exec_load(struct vm *vm);
 int exec_cpu_setup(struct vcpu *vcpu);
 /* sysdev.c: the shim's system-call device */
 void sysdev_init(void);
-void sysdev_report(FILE *out, bool json);
+void sysdev_report(struct vm *vm, FILE *out, bool json);
+/* sysfs.c: the sandbox directory and the program's fd table */
+#define SYSFS_PATH_MAX 4096 /* a path's slot in the I/O area */
+struct stat;
+int sysfs_open(struct vm *vm);
+/* the host fd of a guest fd, or -EBADF */
+int sysfs_fd(struct vm *vm, uint64_t gfd);
+int32_t sysfs_close(struct vm *vm, uint64_t gfd);
+int32_t sysfs_dup(struct vm *vm, uint64_t oldfd, int64_t newfd, uint64_t min);
+int32_t sysfs_path(struct vm *vm, uint64_t gpa, char path[SYSFS_PATH_MAX]);
+int32_t sysfs_openat(struct vm *vm, uint64_t gdirfd, const char *path,
+		     uint64_t flags, uint64_t mode);
+int32_t sysfs_stat(struct vm *vm, uint64_t gdirfd, const char *path,
+		   uint64_t flags, struct stat *st);
+int32_t sysfs_readlink(struct vm *vm, uint64_t gdirfd, const char *path,
+		       char *buf, size_t len);
+int32_t sysfs_unlinkat(struct vm *vm, uint64_t gdirfd, char *path,
+		       uint64_t flags);
+int32_t sysfs_mkdirat(struct vm *vm, uint64_t gdirfd, char *path,
+		      uint64_t mode);
+int32_t sysfs_renameat(struct vm *vm, uint64_t olddirfd, char *old,
+		       uint64_t newdirfd, char *new, uint64_t flags);
+void sysfs_report(struct vm *vm, FILE *out, bool json);
 /* chkdev.c: the holds, for snapshots */
 struct chk_hold_state {
 	bool used, revocable, revoked;

@@ -14,8 +14,30 @@
 enum {
 	NR_read = 0,
 	NR_write = 1,
+	NR_open = 2,
 	NR_close = 3,
+	NR_stat = 4,
 	NR_fstat = 5,
+	NR_lstat = 6,
+	NR_pread64 = 17,
+	NR_pwrite64 = 18,
+	NR_fsync = 74,
+	NR_fdatasync = 75,
+	NR_ftruncate = 77,
+	NR_rename = 82,
+	NR_mkdir = 83,
+	NR_rmdir = 84,
+	NR_unlink = 87,
+	NR_mkdirat = 258,
+	NR_unlinkat = 263,
+	NR_renameat = 264,
+	NR_readlinkat = 267,
+	NR_renameat2 = 316,
+	NR_gettimeofday = 96,
+	NR_time = 201,
+	NR_dup = 32,
+	NR_dup2 = 33,
+	NR_dup3 = 292,
 	NR_lseek = 8,
 	NR_mmap = 9,
 	NR_mprotect = 10,
@@ -71,6 +93,18 @@ enum {
 #define RLIMIT_NOFILE 7
 #define CLOCK_REALTIME 0
 #define AT_EMPTY_PATH 0x1000
+#define AT_FDCWD (-100)
+#define AT_SYMLINK_NOFOLLOW 0x100
+#define AT_REMOVEDIR 0x200
+#define ENAMETOOLONG 36
+
+/*
+ * The I/O area: two 4 KiB path slots, then the data of the call (a read's
+ * or write's bytes, a stat, a link's target).
+ */
+#define PATH_SLOT 4096
+#define IO_DATA (2 * PATH_SLOT)
+#define IO_DATA_SIZE (GMVM_SHIM_IO_SIZE - IO_DATA)
 #define STAT_SIZE 144 /* struct stat on x86-64 */
 
 struct shim_call {
@@ -222,51 +256,80 @@ static int64_t sys_clock_gettime(uint64_t clock, uint64_t ts)
 	return 0;
 }
 
-/* ---- I/O through the device ---- */
-
-static int64_t sys_write(uint64_t fd, uint64_t buf, uint64_t len)
+static int64_t sys_gettimeofday(uint64_t tv)
 {
-	if (len > GMVM_SHIM_IO_SIZE)
-		len = GMVM_SHIM_IO_SIZE;
-	if (!user_ok(buf, len))
+	uint64_t ns = now_ns(real_base_ns);
+
+	if (!tv)
+		return 0;
+	if (!user_ok(tv, 16))
 		return -EFAULT;
-	memcpy(io, (void *)buf, len);
-	return host(NR_write, fd, gpa_of(io), len, 0, 0);
+	((uint64_t *)tv)[0] = ns / 1000000000ull;
+	((uint64_t *)tv)[1] = ns % 1000000000ull / 1000;
+	return 0;
 }
 
-/* writev: the vectors packed into the I/O area, one request. */
+static int64_t sys_time(uint64_t tloc)
+{
+	uint64_t sec = now_ns(real_base_ns) / 1000000000ull;
+
+	if (tloc && !user_ok(tloc, 8))
+		return -EFAULT;
+	if (tloc)
+		*(uint64_t *)tloc = sec;
+	return (int64_t)sec;
+}
+
+/* ---- I/O through the device ---- */
+
+/* write and pwrite64: the bytes cross, at most the data area at once */
+static int64_t sys_write(uint64_t nr, uint64_t fd, uint64_t buf, uint64_t len,
+			 uint64_t off)
+{
+	if (len > IO_DATA_SIZE)
+		len = IO_DATA_SIZE;
+	if (!user_ok(buf, len))
+		return -EFAULT;
+	memcpy(io + IO_DATA, (void *)buf, len);
+	return host(nr, fd, gpa_of(io + IO_DATA), len, off, 0);
+}
+
+/* writev: the vectors packed into the data area, one request. */
 static int64_t sys_writev(uint64_t fd, uint64_t iov, uint64_t cnt)
 {
 	uint64_t n = 0;
 
 	if (cnt > 1024 || !user_ok(iov, cnt * 16))
 		return -EINVAL;
-	for (uint64_t i = 0; i < cnt && n < GMVM_SHIM_IO_SIZE; i++) {
+	for (uint64_t i = 0; i < cnt && n < IO_DATA_SIZE; i++) {
 		uint64_t base = ((uint64_t *)iov)[2 * i];
 		uint64_t len = ((uint64_t *)iov)[2 * i + 1];
 
-		if (len > GMVM_SHIM_IO_SIZE - n)
-			len = GMVM_SHIM_IO_SIZE - n;
+		if (len > IO_DATA_SIZE - n)
+			len = IO_DATA_SIZE - n;
 		if (!user_ok(base, len))
-			return n ? host(NR_write, fd, gpa_of(io), n, 0, 0) :
-				   -EFAULT;
-		memcpy(io + n, (void *)base, len);
+			break;
+		memcpy(io + IO_DATA + n, (void *)base, len);
 		n += len;
 	}
-	return host(NR_write, fd, gpa_of(io), n, 0, 0);
+	if (!n && cnt)
+		return -EFAULT;
+	return host(NR_write, fd, gpa_of(io + IO_DATA), n, 0, 0);
 }
 
-static int64_t sys_read(uint64_t fd, uint64_t buf, uint64_t len)
+/* read, pread64 and getdents64: only the bytes returned come back */
+static int64_t sys_read(uint64_t nr, uint64_t fd, uint64_t buf, uint64_t len,
+			uint64_t off)
 {
 	int64_t ret;
 
-	if (len > GMVM_SHIM_IO_SIZE)
-		len = GMVM_SHIM_IO_SIZE;
+	if (len > IO_DATA_SIZE)
+		len = IO_DATA_SIZE;
 	if (!user_ok(buf, len))
 		return -EFAULT;
-	ret = host(NR_read, fd, gpa_of(io), len, 0, 0);
+	ret = host(nr, fd, gpa_of(io + IO_DATA), len, off, 0);
 	if (ret > 0 && (uint64_t)ret <= len)
-		memcpy((void *)buf, io, (uint64_t)ret);
+		memcpy((void *)buf, io + IO_DATA, (uint64_t)ret);
 	return ret;
 }
 
@@ -276,59 +339,90 @@ static int64_t sys_fstat(uint64_t fd, uint64_t st)
 
 	if (!user_ok(st, STAT_SIZE))
 		return -EFAULT;
-	ret = host(NR_fstat, fd, gpa_of(io), 0, 0, 0);
+	ret = host(NR_fstat, fd, gpa_of(io + IO_DATA), 0, 0, 0);
 	if (!ret)
-		memcpy((void *)st, io, STAT_SIZE);
+		memcpy((void *)st, io + IO_DATA, STAT_SIZE);
 	return ret;
 }
 
-/* A path argument copied into the I/O area; its length or -errno. */
-static int64_t copy_path(uint64_t path)
+/* A path argument copied into path slot `slot`: its gpa or -errno. */
+static int64_t copy_path(uint64_t path, int slot)
 {
-	uint64_t n = 0;
+	uint8_t *dst = io + slot * PATH_SLOT;
 
-	for (;;) {
+	for (uint64_t n = 0;; n++) {
 		if (!user_ok(path + n, 1))
 			return -EFAULT;
-		if (n == 4096)
-			return -36; /* ENAMETOOLONG */
-		io[n] = *(const uint8_t *)(path + n);
-		if (!io[n])
-			return (int64_t)n;
-		n++;
+		if (n == PATH_SLOT)
+			return -ENAMETOOLONG;
+		dst[n] = *(const uint8_t *)(path + n);
+		if (!dst[n])
+			return (int64_t)gpa_of(dst);
 	}
 }
 
-static int64_t sys_newfstatat(struct shim_call *c)
+static int64_t sys_newfstatat(uint64_t dirfd, uint64_t path, uint64_t st,
+			      uint64_t flags)
 {
-	int64_t ret;
+	int64_t p, ret;
 
-	if ((c->a[3] & AT_EMPTY_PATH) && user_ok(c->a[1], 1) &&
-	    !*(const char *)c->a[1])
-		return sys_fstat(c->a[0], c->a[2]);
-	ret = copy_path(c->a[1]);
-	if (ret < 0)
-		return ret;
-	return host(NR_newfstatat, c->a[0], gpa_of(io), 0, c->a[3], 0);
+	if ((flags & AT_EMPTY_PATH) && user_ok(path, 1) &&
+	    !*(const char *)path && (int32_t)dirfd != AT_FDCWD)
+		return sys_fstat(dirfd, st);
+	if (!user_ok(st, STAT_SIZE))
+		return -EFAULT;
+	p = copy_path(path, 0);
+	if (p < 0)
+		return p;
+	ret = host(NR_newfstatat, dirfd, (uint64_t)p, gpa_of(io + IO_DATA),
+		   flags, 0);
+	if (!ret)
+		memcpy((void *)st, io + IO_DATA, STAT_SIZE);
+	return ret;
 }
 
-/* openat and readlink: the path crosses, the host answers */
-static int64_t sys_openat(struct shim_call *c)
+/* openat, unlinkat, mkdirat: one path crosses, the host answers */
+static int64_t path_call(uint64_t nr, uint64_t dirfd, uint64_t path,
+			 uint64_t a2, uint64_t a3)
 {
-	int64_t ret = copy_path(c->a[1]);
+	int64_t p = copy_path(path, 0);
 
-	if (ret < 0)
-		return ret;
-	return host(NR_openat, c->a[0], gpa_of(io), c->a[2], c->a[3], 0);
+	if (p < 0)
+		return p;
+	return host(nr, dirfd, (uint64_t)p, a2, a3, 0);
 }
 
-static int64_t sys_readlink(struct shim_call *c)
+static int64_t sys_readlinkat(uint64_t dirfd, uint64_t path, uint64_t buf,
+			      uint64_t len)
 {
-	int64_t ret = copy_path(c->a[0]);
+	int64_t p = copy_path(path, 0), ret;
 
-	if (ret < 0)
-		return ret;
-	return host(NR_readlink, gpa_of(io), 0, c->a[2], 0, 0);
+	if (p < 0)
+		return p;
+	if ((int64_t)len <= 0)
+		return -EINVAL;
+	if (len > PATH_SLOT)
+		len = PATH_SLOT;
+	if (!user_ok(buf, len))
+		return -EFAULT;
+	ret = host(NR_readlinkat, dirfd, (uint64_t)p, gpa_of(io + IO_DATA), len,
+		   0);
+	if (ret > 0 && (uint64_t)ret <= len)
+		memcpy((void *)buf, io + IO_DATA, (uint64_t)ret);
+	return ret;
+}
+
+static int64_t sys_renameat2(uint64_t olddir, uint64_t old, uint64_t newdir,
+			     uint64_t new, uint64_t flags)
+{
+	int64_t p = copy_path(old, 0), q = copy_path(new, 1);
+
+	if (p < 0)
+		return p;
+	if (q < 0)
+		return q;
+	return host(NR_renameat2, olddir, (uint64_t)p, newdir, (uint64_t)q,
+		    flags);
 }
 
 /* ---- misc ---- */
@@ -444,31 +538,71 @@ int64_t shim_dispatch(struct shim_call *c)
 		return sys_clock_gettime(a[0], a[1]);
 	case NR_uname:
 		return sys_uname(a[0]);
+	case NR_gettimeofday:
+		return sys_gettimeofday(a[0]);
+	case NR_time:
+		return sys_time(a[0]);
 	case NR_exit:
 	case NR_exit_group:
 		die((int)(a[0] & 0xff));
 		return 0;
 	case NR_write:
-		return sys_write(a[0], a[1], a[2]);
+	case NR_pwrite64:
+		return sys_write(c->nr, a[0], a[1], a[2], a[3]);
 	case NR_writev:
 		return sys_writev(a[0], a[1], a[2]);
 	case NR_read:
-		return sys_read(a[0], a[1], a[2]);
+	case NR_pread64:
+	case NR_getdents64:
+		return sys_read(c->nr, a[0], a[1], a[2], a[3]);
 	case NR_ioctl: /* no terminals */
 		return -ENOTTY;
 	case NR_fstat:
 		return sys_fstat(a[0], a[1]);
+	case NR_stat:
+		return sys_newfstatat((uint64_t)AT_FDCWD, a[0], a[1], 0);
+	case NR_lstat:
+		return sys_newfstatat((uint64_t)AT_FDCWD, a[0], a[1],
+				      AT_SYMLINK_NOFOLLOW);
 	case NR_newfstatat:
-		return sys_newfstatat(c);
+		return sys_newfstatat(a[0], a[1], a[2], a[3]);
 	case NR_close:
 	case NR_fcntl:
 	case NR_lseek:
-	case NR_getdents64:
+	case NR_ftruncate:
+	case NR_fsync:
+	case NR_fdatasync:
+	case NR_dup:
+	case NR_dup2:
+	case NR_dup3: /* no pointers: the arguments as they are */
 		return host(c->nr, a[0], a[1], a[2], 0, 0);
+	case NR_open:
+		return path_call(NR_openat, (uint64_t)AT_FDCWD, a[0], a[1],
+				 a[2]);
 	case NR_openat:
-		return sys_openat(c);
+		return path_call(NR_openat, a[0], a[1], a[2], a[3]);
 	case NR_readlink:
-		return sys_readlink(c);
+		return sys_readlinkat((uint64_t)AT_FDCWD, a[0], a[1], a[2]);
+	case NR_readlinkat:
+		return sys_readlinkat(a[0], a[1], a[2], a[3]);
+	case NR_unlink:
+		return path_call(NR_unlinkat, (uint64_t)AT_FDCWD, a[0], 0, 0);
+	case NR_rmdir:
+		return path_call(NR_unlinkat, (uint64_t)AT_FDCWD, a[0],
+				 AT_REMOVEDIR, 0);
+	case NR_unlinkat:
+		return path_call(NR_unlinkat, a[0], a[1], a[2], 0);
+	case NR_mkdir:
+		return path_call(NR_mkdirat, (uint64_t)AT_FDCWD, a[0], a[1], 0);
+	case NR_mkdirat:
+		return path_call(NR_mkdirat, a[0], a[1], a[2], 0);
+	case NR_rename:
+		return sys_renameat2((uint64_t)AT_FDCWD, a[0],
+				     (uint64_t)AT_FDCWD, a[1], 0);
+	case NR_renameat:
+		return sys_renameat2(a[0], a[1], a[2], a[3], 0);
+	case NR_renameat2:
+		return sys_renameat2(a[0], a[1], a[2], a[3], a[4]);
 	default: /* counted by number in the VMM's report */
 		return host(c->nr, 0, 0, 0, 0, 0);
 	}
