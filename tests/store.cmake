@@ -1,8 +1,8 @@
 # The store tests (libgmem core, issue 2 item 10). Each runs once per
 # backing (argv[1]: guest_memfd or memfd; memfd-thp with HUGE, memfd-hugetlb2m
-# with HUGETLB); see tests/test_util.h. test_store (4 KiB size rules), test_view
-# and test_exposure (4 KiB view granularity) do not run on hugetlb: test_huge
-# covers its whole-huge-page view.
+# with HUGETLB); see tests/test_util.h. test_store (4 KiB size rules) and test_view
+# (4 KiB view granularity) do not run on hugetlb: test_huge covers its
+# whole-huge-page view.
 gm_add_test(test_store SOURCES test_store.c test_util.c BACKINGS LABELS store)
 gm_add_test(test_convert SOURCES test_convert.c test_util.c BACKINGS HUGE HUGETLB LABELS store)
 gm_add_test(test_pin SOURCES test_pin.c test_util.c BACKINGS HUGE HUGETLB LABELS store)
@@ -22,7 +22,7 @@ endforeach()
 # Private pages out of every host path (issue 8): forced reads, fork, exec,
 # smaps flags; and a real core dump (sets the system's core_pattern for its
 # run and restores it; not under sanitizers, whose runtimes shape dumps).
-gm_add_test(test_exposure SOURCES test_exposure.c test_util.c BACKINGS HUGE LABELS store)
+gm_add_test(test_exposure SOURCES test_exposure.c test_util.c BACKINGS HUGE HUGETLB LABELS store)
 gm_add_test(test_coredump SOURCES test_coredump.c test_util.c BACKINGS LABELS nosan)
 foreach(b guest_memfd memfd)
   set_tests_properties(test_coredump.${b} PROPERTIES RESOURCE_LOCK core_pattern)
