@@ -111,8 +111,11 @@ static int mixed_huge_page(struct gm_store *store, uint64_t start, uint64_t end,
 {
 	uint64_t g = store->granule, s = start / g * g,
 		 e = (end + g - 1) / g * g;
-	uint64_t priv = gm_attr_find_not(store, s, e, GM_ATTR_SHARED);
+	uint64_t priv;
 
+	if (g == 1)
+		return 0;
+	priv = gm_attr_find_not(store, s, e, GM_ATTR_SHARED);
 	if (priv == e)
 		return 0;
 	s = priv / g * g;

@@ -94,6 +94,9 @@ uint64_t tu_round(uint64_t size)
 {
 	uint64_t unit = tu_unit();
 
+	/* 4 KiB: as asked, so tests of bad sizes get them */
+	if (unit == PG)
+		return size;
 	return (size + unit - 1) / unit * unit;
 }
 

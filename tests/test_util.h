@@ -56,8 +56,9 @@ const char *tu_group(const char *name);
 
 /*
  * The size unit of a store of the backing under test: 2 MiB on hugetlb
- * (whole huge pages), else PG; and size rounded up to it (unchanged on
- * 4 KiB pages, so every size a test asks for holds there as written).
+ * (whole huge pages), else PG; and size rounded up to it on hugetlb
+ * (unchanged elsewhere, so every size a test asks for holds there as
+ * written, bad ones included).
  */
 uint64_t tu_unit(void);
 uint64_t tu_round(uint64_t size);
