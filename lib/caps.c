@@ -72,6 +72,8 @@ static void probe_kvm(struct gm_caps *caps)
 	caps->guest_memfd = check_cap(kvm_fd, vm_fd, KVM_CAP_GUEST_MEMFD) != 0;
 	caps->guest_memfd_flags =
 		check_cap(kvm_fd, vm_fd, KVM_CAP_GUEST_MEMFD_FLAGS);
+	caps->guest_memfd_huge_pages =
+		(caps->guest_memfd_flags & GM_GUEST_MEMFD_HUGE_FLAGS) != 0;
 	caps->user_memory2 =
 		check_cap(kvm_fd, vm_fd, KVM_CAP_USER_MEMORY2) != 0;
 	caps->memory_fault_info =

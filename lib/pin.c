@@ -101,6 +101,38 @@ static void unlink_locked(struct gm_store *store, struct gm_pin *pin)
 }
 
 /*
+ * hugetlb: the view opens only whole huge pages that are all shared, so a
+ * hold of shared pages fails where their huge page holds private ones;
+ * -EFAULT saying so, or 0 if [start, end)'s huge pages are all shared.
+ * Caller holds lock.
+ */
+static int mixed_huge_page(struct gm_store *store, uint64_t start, uint64_t end,
+			   const char *what)
+{
+	uint64_t g = store->granule, s = start / g * g,
+		 e = (end + g - 1) / g * g;
+	uint64_t priv;
+
+	if (g == 1)
+		return 0;
+	priv = gm_attr_find_not(store, s, e, GM_ATTR_SHARED);
+	if (priv == e)
+		return 0;
+	s = priv / g * g;
+	return gm_error(-EFAULT,
+			"%s: [0x%llx, 0x%llx) is shared, but its huge page "
+			"[0x%llx, 0x%llx) holds private pages (the first at "
+			"0x%llx): on hugetlb the view opens only whole shared "
+			"huge pages; gm_read, gm_write and gm_pin reach the "
+			"shared ones",
+			what, (unsigned long long)start << GM_PAGE_SHIFT,
+			(unsigned long long)end << GM_PAGE_SHIFT,
+			(unsigned long long)s << GM_PAGE_SHIFT,
+			(unsigned long long)(s + g) << GM_PAGE_SHIFT,
+			(unsigned long long)priv << GM_PAGE_SHIFT);
+}
+
+/*
  * A pin of [off, off + len) with its pointer, not linked yet: one
  * reference, the creator's. Caller holds lock (read).
  */
@@ -138,6 +170,9 @@ static int pin_build(struct gm_store *store, uint64_t off, uint64_t len,
 		pin->ptr = store->view + off;
 	} else if (pin->view_only) {
 		put(pin);
+		ret = mixed_huge_page(store, start, end, what);
+		if (ret)
+			return ret;
 		return gm_error(-ENOSPC,
 				"%s: [0x%llx, 0x%llx) cannot be opened within "
 				"the view budget of %u extents",

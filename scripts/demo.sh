@@ -31,3 +31,22 @@ elif [ "$rc" -ne 0 ]; then
 	echo "demo: gmem-vm exited with $rc" >&2
 	exit "$rc"
 fi
+
+echo
+echo "== gmem-vm on 2 MiB transparent huge pages: the same guest; the report"
+echo "   says how much of its memory is on huge pages and, where KVM's debugfs"
+echo "   is mounted, how much KVM maps at 2 MiB. guests/huge.sh allows shmem"
+echo "   THP for the run and puts the system's setting back after."
+if [ "$rc" -eq 77 ]; then
+	echo "demo: /dev/kvm is absent here: the huge-page guest was skipped"
+elif [ "$(id -u)" -ne 0 ]; then
+	echo "demo: not root: the THP setting cannot be set, huge-page guest skipped"
+else
+	here=$(dirname "$0")
+	"$here/../guests/huge.sh" 0 "$build/vmm/gmem-vm" run \
+		"$build/guests/demo.elf" --mem 64M --page-size 2m-thp || {
+		rc=$?
+		echo "demo: gmem-vm on 2m-thp exited with $rc" >&2
+		exit "$rc"
+	}
+fi

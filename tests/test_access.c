@@ -164,7 +164,7 @@ static void test_random_budget(void **state)
 
 static void test_edges(void **state)
 {
-	const uint64_t size = 4 * PG;
+	const uint64_t size = tu_round(4 * PG);
 	struct gm_store *s = tu_store(size, GM_STORE_INIT_SHARED);
 	uint8_t buf[32], out[32];
 

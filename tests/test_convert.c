@@ -182,10 +182,14 @@ static void test_idempotent(void **state)
 	gm_store_destroy(s);
 }
 
-/* The state and contents of a small store, to compare before/after. */
+/*
+ * The state and contents of a small store, to compare before/after: up to
+ * one 2 MiB hugetlb page.
+ */
+#define SNAP_PAGES 512
 struct snap {
-	uint8_t attrs[64];
-	uint8_t data[64 * 4096];
+	uint8_t attrs[SNAP_PAGES];
+	uint8_t data[SNAP_PAGES * 4096];
 	uint64_t extents;
 };
 
@@ -193,7 +197,7 @@ static void take_snap(struct gm_store *s, struct snap *sn)
 {
 	uint64_t n = gm_store_size(s) / PG;
 
-	assert_true(n <= 64);
+	assert_true(n <= SNAP_PAGES);
 	tu_attrs(s, sn->attrs);
 	sn->extents = gm_extent_count(s);
 	for (uint64_t i = 0; i < n; i++) {
@@ -220,7 +224,7 @@ static void expect_snap(struct gm_store *s, const struct snap *sn)
 
 static void test_bad_args(void **state)
 {
-	const uint64_t n = 16, size = n * PG;
+	const uint64_t size = tu_round(16 * PG);
 	struct gm_store *s = tu_store(size, GM_STORE_INIT_SHARED);
 	static struct snap before;
 	struct gm_convert_opts co;
@@ -421,7 +425,12 @@ static void l_commit(void *opaque, const struct gm_range_change *ch)
 	struct lstate *st = id->st;
 
 	record(opaque, EV_COMMIT, ch);
-	if (st->view && (ch->to == GM_ATTR_PRIVATE || st->eager)) {
+	/*
+	 * On hugetlb a shared page opens in the view only with the rest of
+	 * its 2 MiB page, which these small conversions leave mixed.
+	 */
+	if (st->view && (ch->to == GM_ATTR_PRIVATE ||
+			 (st->eager && tu_pages != GM_PAGES_HUGETLB_2M))) {
 		int want = ch->to == GM_ATTR_PRIVATE ? SIGSEGV : 0;
 
 		st->commit_view_checked++;
@@ -592,7 +601,8 @@ static void test_listener_once_per_subrange(void **state)
 					}
 				}
 				/* The view had changed when listeners heard. */
-				if (!dir || !lazy)
+				if (!dir ||
+				    (!lazy && tu_pages != GM_PAGES_HUGETLB_2M))
 					assert_true(st->commit_view_checked >
 						    0);
 				assert_int_equal(st->commit_view_bad, 0);

@@ -338,6 +338,16 @@ static void test_hugetlb_mixed(void **state)
 	assert_int_equal(gm_convert(s, HUGE + 3 * PG, PG, GM_ATTR_SHARED, 0),
 			 0);
 
+	/* no hold of shared pages in a mixed huge page: the error says why */
+	assert_int_equal(gm_convert(s, HUGE + 9 * PG, PG, GM_ATTR_PRIVATE, 0),
+			 0);
+	assert_int_equal(gm_view_open(s, HUGE + PG, PG), -EFAULT);
+	assert_non_null(strstr(gm_last_error(), "huge page"));
+	assert_non_null(strstr(gm_last_error(), "holds private pages"));
+	assert_null(strstr(gm_last_error(), "budget"));
+	assert_int_equal(gm_convert(s, HUGE + 9 * PG, PG, GM_ATTR_SHARED, 0),
+			 0);
+
 	/* a hold of one page holds its whole huge page shared */
 	assert_int_equal(gm_view_open(s, HUGE + PG, PG), 0);
 	assert_int_equal(gm_convert(s, HUGE + 9 * PG, PG, GM_ATTR_PRIVATE, 0),

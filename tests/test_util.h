@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cmocka.h>
 
@@ -53,7 +54,32 @@ void tu_init(int argc, char **argv, const char *name);
 /* A cmocka group name: "<name>.<backing>". */
 const char *tu_group(const char *name);
 
-/* Options for a store of the backing under test (vm_fd = -1). */
+/*
+ * The size unit of a store of the backing under test: 2 MiB on hugetlb
+ * (whole huge pages), else PG; and size rounded up to it on hugetlb
+ * (unchanged elsewhere, so every size a test asks for holds there as
+ * written, bad ones included).
+ */
+uint64_t tu_unit(void);
+uint64_t tu_round(uint64_t size);
+
+/*
+ * On memfd-hugetlb2m, skip the calling cmocka test, printing why (a check
+ * of 4 KiB granularity that hugetlb's 2 MiB pages cannot have).
+ */
+#define tu_skip_on_hugetlb(why)                                                \
+	do {                                                                   \
+		if (tu_pages == GM_PAGES_HUGETLB_2M) {                         \
+			fprintf(stderr, "%s: SKIP on hugetlb: %s\n", __func__, \
+				why);                                          \
+			skip();                                                \
+		}                                                              \
+	} while (0)
+
+/*
+ * Options for a store of the backing under test (vm_fd = -1), of
+ * tu_round(size) bytes.
+ */
 void tu_opts(struct gm_store_opts *o, uint64_t size, unsigned int flags);
 
 /* Create a store of the backing under test; asserts success. */
@@ -99,7 +125,7 @@ long tu_maps_count(void);
 void tu_attrs(struct gm_store *s, uint8_t *out);
 /* Convert pages so that page i has state want[i] (in place); asserts. */
 void tu_apply(struct gm_store *s, const uint8_t *want, uint64_t npages);
-/* Assert every page has state want[i]. */
+/* Assert the first npages pages have state want[i]. */
 void tu_expect_attrs(struct gm_store *s, const uint8_t *want, uint64_t npages);
 
 void tu_stats(struct gm_store *s, struct gm_stats *st);

@@ -207,6 +207,10 @@ static void print_caps_table(const struct gm_caps *c)
 	       c->guest_memfd_flags,
 	       bit_names(c->guest_memfd_flags, gmem_flag_names,
 			 ARRAY_SIZE(gmem_flag_names), buf, sizeof(buf)));
+	printf("%-22s %s\n", "guest_memfd huge",
+	       c->guest_memfd_huge_pages ?
+		       "yes" :
+		       "no (no guest_memfd flag for huge pages; 4 KiB only)");
 	printf("%-22s %s\n", "user memory2", yes_no(c->user_memory2));
 	printf("%-22s %s\n", "memory fault info", yes_no(c->memory_fault_info));
 	printf("%-22s 0x%" PRIx64 " (%s)\n", "memory attributes",
@@ -281,7 +285,9 @@ static void print_caps_json(const struct gm_caps *c)
 	json_string(c->thp_shmem);
 	printf(",\n");
 	printf("  \"userfaultfd\": %s,\n", tf[c->userfaultfd]);
-	printf("  \"max_map_count\": %ld\n", c->max_map_count);
+	printf("  \"max_map_count\": %ld,\n", c->max_map_count);
+	printf("  \"guest_memfd_huge_pages\": %s\n",
+	       tf[c->guest_memfd_huge_pages]);
 	printf("}\n");
 }
 

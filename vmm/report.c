@@ -4,9 +4,12 @@
  * library's counters since the guest started), refused requests by reason,
  * device pins, and what the VMM could and could not read. Text or JSON.
  */
-#include <string.h>
-
+#include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "vmm.h"
 
@@ -17,7 +20,56 @@ struct summary {
 	uint64_t run_ns;
 	int exit_code;
 	bool crashed;
+	int64_t kvm_pages_2m; /* KVM's 2 MiB mappings (debugfs), -1 unknown */
 };
+
+#define KVM_DEBUGFS "/sys/kernel/debug/kvm"
+
+static int64_t read_pages_2m(const char *dir)
+{
+	char path[512];
+	uint64_t v;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), KVM_DEBUGFS "/%s/pages_2m", dir);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fscanf(f, "%" SCNu64, &v);
+	fclose(f);
+	return n == 1 && v <= INT64_MAX ? (int64_t)v : -1;
+}
+
+/*
+ * KVM's count of its 2 MiB mappings of this VM: the per-VM debugfs stat
+ * pages_2m (x86), in "<pid>-<vm fd>", or the one directory of this process
+ * where KVM named it otherwise. -1 where debugfs is not mounted or not
+ * readable, or the kernel has no such stat.
+ */
+static int64_t kvm_pages_2m(const struct vm *vm)
+{
+	char name[64], prefix[32], only[256] = "";
+	int64_t v;
+	int found = 0;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(name, sizeof(name), "%d-%d", (int)getpid(), vm->vm_fd);
+	v = read_pages_2m(name);
+	if (v >= 0)
+		return v;
+	d = opendir(KVM_DEBUGFS);
+	if (!d)
+		return -1;
+	snprintf(prefix, sizeof(prefix), "%d-", (int)getpid());
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, prefix, strlen(prefix)) &&
+		    found++ == 0)
+			snprintf(only, sizeof(only), "%s", de->d_name);
+	closedir(d);
+	return found == 1 ? read_pages_2m(only) : -1;
+}
 
 static void summarize(struct vm *vm, struct summary *s)
 {
@@ -50,6 +102,7 @@ static void summarize(struct vm *vm, struct summary *s)
 	s->run_ns = vm->end_ns - vm->start_ns;
 	s->exit_code = atomic_load(&vm->exit_code);
 	s->crashed = atomic_load(&vm->crashed);
+	s->kvm_pages_2m = kvm_pages_2m(vm);
 }
 
 static const char *conv_name(struct vm *vm)
@@ -83,6 +136,15 @@ void report_print(struct vm *vm, FILE *out)
 		ull(s.now.huge_bytes >> 20), ull(vm->opts.mem_size >> 20),
 		gm_pages_name(vm->opts.pages), ull(s.now.huge_splits),
 		ull(s.now.huge_merges));
+	if (s.kvm_pages_2m >= 0)
+		fprintf(out,
+			"kvm 2m maps  %lld (%llu MiB of guest memory mapped at "
+			"2 MiB by KVM, debugfs pages_2m)\n",
+			(long long)s.kvm_pages_2m,
+			ull((uint64_t)s.kvm_pages_2m * 2));
+	else
+		fprintf(out, "kvm 2m maps  unknown (no readable KVM debugfs "
+			     "pages_2m for this VM)\n");
 	launch_digest_hex(vm->launch_digest, hex);
 	fprintf(out, "launch       digest %s\n", hex);
 	fprintf(out, "vCPUs        %u, %llu exits, ran %.1f ms\n",
@@ -194,13 +256,14 @@ void report_json(struct vm *vm, FILE *out)
 		"\"hv_visible_pages\": %llu, \"extents\": %llu, "
 		"\"view_extents\": %llu, \"page_size\": \"%s\", "
 		"\"huge_bytes\": %llu, \"huge_splits\": %llu, "
-		"\"huge_merges\": %llu}",
+		"\"huge_merges\": %llu, \"kvm_pages_2m\": %lld}",
 		ull(vm->opts.mem_size), gm_backing_name(vm->backing),
 		vm->opts.init_private ? "private" : "shared", conv_name(vm),
 		ull(s.now.private_pages), ull(s.now.shared_pages),
 		ull(s.hv_pages), ull(s.now.extents), ull(s.now.view_extents),
 		gm_pages_name(vm->opts.pages), ull(s.now.huge_bytes),
-		ull(s.now.huge_splits), ull(s.now.huge_merges));
+		ull(s.now.huge_splits), ull(s.now.huge_merges),
+		(long long)s.kvm_pages_2m);
 	fprintf(out, ", \"vcpus\": %u, \"exits\": %llu, \"run_ns\": %llu",
 		vm->opts.nr_vcpus, ull(atomic_load(&vm->exits)), ull(s.run_ns));
 	fprintf(out,

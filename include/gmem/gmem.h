@@ -411,7 +411,9 @@ void *gm_view_base(struct gm_store *store);
  * leave them open whatever the view budget asks (each hold may cost up to
  * two extents beyond it), and conversions of them to private fail with
  * -EBUSY, as for a pin that cannot be revoked. Holds are counted: n opens
- * of a range need n releases of it. -EFAULT if a page is private, -ENOSPC
+ * of a range need n releases of it. -EFAULT if a page is private (on
+ * hugetlb, any page of the range's huge pages: the view opens whole huge
+ * pages that are all shared; the message says so), -ENOSPC
  * if the view budget does not allow opening the range, -EBUSY if an
  * exclusive pin holds a page. A hold counts as a pin in gm_stats and for
  * gm_store_destroy.

@@ -43,6 +43,12 @@ struct gm_caps {
 	char thp_shmem[16]; /* transparent_hugepage/shmem_enabled mode */
 	bool userfaultfd; /* userfaultfd(2) works for this process */
 	long max_map_count; /* vm.max_map_count, -1 if unknown */
+	/*
+	 * guest_memfd offers huge pages: one of guest_memfd_flags asks for
+	 * them. No mainline kernel has such a flag yet (the hugetlb series is
+	 * an RFC), so this is false there and guest_memfd stores use 4 KiB.
+	 */
+	bool guest_memfd_huge_pages;
 };
 
 /*

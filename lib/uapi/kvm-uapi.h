@@ -34,6 +34,12 @@
 #define KVM_CAP_GUEST_MEMFD_FLAGS 244
 #endif
 
+/*
+ * The guest_memfd flags that would ask for huge pages: none in any mainline
+ * uapi yet. When one is merged, its bit goes here (gm_caps reports it).
+ */
+#define GM_GUEST_MEMFD_HUGE_FLAGS 0ULL
+
 #ifndef GUEST_MEMFD_FLAG_MMAP
 #define GUEST_MEMFD_FLAG_MMAP (1ULL << 0)
 #endif
