@@ -121,25 +121,12 @@ static int load_segments(struct vm *vm, const char *path, const uint8_t *img,
 static int load_program(struct vm *vm, const char *path, struct program *p)
 {
 	const Elf64_Ehdr *eh;
-	struct stat st;
-	uint8_t *img;
-	int fd, ret;
+	const uint8_t *img;
+	size_t size;
+	int ret = loader_map_file(path, &img, &size);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		fprintf(stderr, "gmem-vm exec: %s: %s\n", path,
-			strerror(errno));
+	if (ret)
 		return ret;
-	}
-	if (fstat(fd, &st) || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
-		close(fd);
-		return bad(path, "not an ELF file");
-	}
-	img = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (img == MAP_FAILED)
-		return -errno;
 	eh = (const Elf64_Ehdr *)img;
 	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
 	    eh->e_ident[EI_CLASS] != ELFCLASS64 ||
@@ -148,15 +135,15 @@ static int load_program(struct vm *vm, const char *path, struct program *p)
 	else if (eh->e_type != ET_EXEC && eh->e_type != ET_DYN)
 		ret = bad(path, "not an executable (ET_EXEC or static-PIE)");
 	else if (eh->e_phentsize != sizeof(Elf64_Phdr) ||
-		 eh->e_phoff > (uint64_t)st.st_size ||
+		 eh->e_phoff > (uint64_t)size ||
 		 (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) >
-			 (uint64_t)st.st_size - eh->e_phoff)
+			 (uint64_t)size - eh->e_phoff)
 		ret = bad(path, "bad program headers");
 	else
-		ret = load_segments(vm, path, img, (uint64_t)st.st_size,
+		ret = load_segments(vm, path, img, (uint64_t)size,
 				    eh->e_type == ET_DYN ? vm->heap_start : 0,
 				    p);
-	munmap(img, st.st_size);
+	munmap((void *)img, size);
 	return ret;
 }
 

@@ -210,10 +210,10 @@ out:
 	return ret;
 }
 
-int loader_load_elf(struct vm *vm, const char *path)
+int loader_map_file(const char *path, const uint8_t **img, size_t *size)
 {
 	struct stat st;
-	uint8_t *img;
+	void *p;
 	int fd, ret;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -226,11 +226,24 @@ int loader_load_elf(struct vm *vm, const char *path)
 		close(fd);
 		return bad(path, "too small");
 	}
-	img = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	p = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
-	if (img == MAP_FAILED)
+	if (p == MAP_FAILED)
 		return -errno;
-	ret = loader_load_elf_image(vm, path, img, (uint64_t)st.st_size);
-	munmap(img, st.st_size);
+	*img = p;
+	*size = (size_t)st.st_size;
+	return 0;
+}
+
+int loader_load_elf(struct vm *vm, const char *path)
+{
+	const uint8_t *img;
+	size_t size;
+	int ret = loader_map_file(path, &img, &size);
+
+	if (ret)
+		return ret;
+	ret = loader_load_elf_image(vm, path, img, size);
+	munmap((void *)img, size);
 	return ret;
 }

@@ -211,6 +211,8 @@ uint64_t now_ns(void);
  */
 int loader_load_elf(struct vm *vm, const char *path);
 /* The same for an ELF image in memory; path names it in messages. */
+/* Map a file read-only (an ELF image to load); munmap *img, *size after. */
+int loader_map_file(const char *path, const uint8_t **img, size_t *size);
 int loader_load_elf_image(struct vm *vm, const char *path, const uint8_t *img,
 			  uint64_t size);
 /* Add a copy of buf at gpa to the launch image, launching in state attr. */
