@@ -121,8 +121,8 @@ static int load_segments(struct vm *vm, const char *path, const uint8_t *img,
 static int load_program(struct vm *vm, const char *path, struct program *p)
 {
 	const Elf64_Ehdr *eh;
-	const uint8_t *img;
-	size_t size;
+	const uint8_t *img = NULL;
+	size_t size = 0;
 	int ret = loader_map_file(path, &img, &size);
 
 	if (ret)

@@ -237,8 +237,8 @@ int loader_map_file(const char *path, const uint8_t **img, size_t *size)
 
 int loader_load_elf(struct vm *vm, const char *path)
 {
-	const uint8_t *img;
-	size_t size;
+	const uint8_t *img = NULL;
+	size_t size = 0;
 	int ret = loader_map_file(path, &img, &size);
 
 	if (ret)
