@@ -243,10 +243,16 @@ static void put(struct sbuf *b, const void *v, size_t n)
 
 		while (cap < b->len + n)
 			cap *= 2;
-		p = realloc(b->p, cap);
+		/* not realloc: the old buffer holds register bytes to wipe */
+		p = malloc(cap);
 		if (!p) {
 			b->bad = true;
 			return;
+		}
+		if (b->p) {
+			memcpy(p, b->p, b->len);
+			OPENSSL_cleanse(b->p, b->cap);
+			free(b->p);
 		}
 		b->p = p;
 		b->cap = cap;
@@ -343,10 +349,13 @@ int32_t snapshot_request(struct vm *vm, struct vcpu *vcpu)
 	return 0;
 }
 
+/* Registers can hold the guest's secrets: wiped, not just freed. */
 static void free_state(struct vcpu_state *st)
 {
+	if (st->xsave)
+		OPENSSL_cleanse(st->xsave, st->xsave_len);
 	free(st->xsave);
-	*st = (struct vcpu_state){ 0 };
+	OPENSSL_cleanse(st, sizeof(*st));
 }
 
 static int xsave_size(struct vm *vm)
@@ -1166,11 +1175,28 @@ static int check_given(const struct vm_opts *u, const struct snap_state *s)
 	return -EINVAL;
 }
 
-static int apply_vcpu(struct vcpu *vcpu, const struct vcpu_state *st)
+static int apply_vcpu(struct vcpu *vcpu, struct vcpu_state *st)
 {
 	struct kvm_msrs *msrs;
 	int ret = 0;
 
+	/*
+	 * KVM_SET_XSAVE reads as many bytes as this host's KVM uses, which
+	 * may be more than the snapshotting host's: pad with zeroes (the
+	 * components that host did not have start in their init state).
+	 */
+	if (!st->fpu_only && st->xsave_len < (uint32_t)xsave_size(vcpu->vm)) {
+		uint32_t len = (uint32_t)xsave_size(vcpu->vm);
+		uint8_t *x = calloc(1, len);
+
+		if (!x)
+			return -ENOMEM;
+		memcpy(x, st->xsave, st->xsave_len);
+		OPENSSL_cleanse(st->xsave, st->xsave_len);
+		free(st->xsave);
+		st->xsave = x;
+		st->xsave_len = len;
+	}
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &st->sregs) ||
 	    ioctl(vcpu->fd, KVM_SET_REGS, &st->regs) ||
 	    ioctl(vcpu->fd, st->fpu_only ? KVM_SET_FPU : KVM_SET_XSAVE,
