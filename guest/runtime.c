@@ -312,56 +312,6 @@ int peek(const void *buf, uint64_t len)
 
 /* ---- helpers ---- */
 
-void *memset(void *s, int c, size_t n)
-{
-	unsigned char *p = s;
-
-	while (n--)
-		*p++ = (unsigned char)c;
-	return s;
-}
-
-void *memcpy(void *d, const void *s, size_t n)
-{
-	unsigned char *dp = d;
-	const unsigned char *sp = s;
-
-	while (n--)
-		*dp++ = *sp++;
-	return d;
-}
-
-void *memmove(void *d, const void *s, size_t n)
-{
-	unsigned char *dp = d;
-	const unsigned char *sp = s;
-
-	if (dp < sp)
-		return memcpy(d, s, n);
-	while (n--)
-		dp[n] = sp[n];
-	return d;
-}
-
-int memcmp(const void *a, const void *b, size_t n)
-{
-	const unsigned char *x = a, *y = b;
-
-	for (size_t i = 0; i < n; i++)
-		if (x[i] != y[i])
-			return x[i] < y[i] ? -1 : 1;
-	return 0;
-}
-
-size_t strlen(const char *s)
-{
-	size_t n = 0;
-
-	while (s[n])
-		n++;
-	return n;
-}
-
 uint64_t fnv1a64(const void *buf, size_t len)
 {
 	const uint8_t *p = buf;

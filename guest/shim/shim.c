@@ -124,21 +124,6 @@ static struct gmvm_exec_info info;
 static uint64_t mem_size, brk_cur, brk_used, mmap_cur, mmap_used;
 static uint64_t tsc_khz, tsc_base, real_base_ns, mono_base_ns;
 
-void *memset(void *s, int c, size_t n)
-{
-	uint8_t *p = s;
-
-	while (n--)
-		*p++ = (uint8_t)c;
-	return s;
-}
-
-void *memcpy(void *d, const void *s, size_t n)
-{
-	__asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
-	return d;
-}
-
 static void die(int code)
 {
 	for (;;)
@@ -456,15 +441,6 @@ static int64_t sys_uname(uint64_t buf)
 	for (int i = 0; i < 6; i++)
 		memcpy(p + 65 * i, fields[i], strlen(fields[i]));
 	return 0;
-}
-
-size_t strlen(const char *s)
-{
-	size_t n = 0;
-
-	while (s[n])
-		n++;
-	return n;
 }
 
 static int64_t sys_arch_prctl(uint64_t code, uint64_t addr)
