@@ -410,15 +410,10 @@ static int check_args(struct gm_store *dst, struct gm_import_opts *opts,
 		return ret;
 	if (!read)
 		return gm_error(-EINVAL, "gm_store_import: read is NULL");
-	if (!GM_OPTS_HAS(opts, key_len) || !opts->key ||
-	    opts->key_len != GM_SNAPSHOT_KEY_SIZE)
-		return gm_error(-EINVAL,
-				"gm_store_import: the key must be %d bytes",
-				GM_SNAPSHOT_KEY_SIZE);
-	if (GM_OPTS_GET(opts, flags, 0))
-		return gm_error(-EINVAL, "gm_store_import: unknown flags 0x%x",
-				opts->flags);
-	return 0;
+	return snap_check_key_flags(
+		GM_OPTS_HAS(opts, key_len) ? opts->key : NULL,
+		GM_OPTS_GET(opts, key_len, 0), GM_OPTS_GET(opts, flags, 0),
+		"gm_store_import");
 }
 
 static int map_scratch(struct importer *im)

@@ -104,4 +104,8 @@ int snap_open_page(struct snap_crypto *c, const struct snap_header *h,
 /* Constant-time comparison of MACs. */
 bool snap_mac_equal(const uint8_t *a, const uint8_t *b);
 
+/* The key and flags of gm_export_opts / gm_import_opts: 0 or -EINVAL. */
+int snap_check_key_flags(const void *key, size_t key_len, unsigned int flags,
+			 const char *what);
+
 #endif /* GMEM_SNAPSHOT_INT_H */

@@ -211,3 +211,14 @@ bool snap_mac_equal(const uint8_t *a, const uint8_t *b)
 {
 	return !CRYPTO_memcmp(a, b, SNAP_MAC_SIZE);
 }
+
+int snap_check_key_flags(const void *key, size_t key_len, unsigned int flags,
+			 const char *what)
+{
+	if (!key || key_len != GM_SNAPSHOT_KEY_SIZE)
+		return gm_error(-EINVAL, "%s: the key must be %d bytes", what,
+				GM_SNAPSHOT_KEY_SIZE);
+	if (flags)
+		return gm_error(-EINVAL, "%s: unknown flags 0x%x", what, flags);
+	return 0;
+}
